@@ -1,0 +1,152 @@
+package telemetry
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The access log is encoded by hand rather than with encoding/json because it
+// runs once per request: these appenders write straight into a pooled buffer
+// with no reflection and no allocation.
+
+const hexDigits = "0123456789abcdef"
+
+// plainASCII marks the bytes appendString copies as they are: printable
+// ASCII other than '"' and '\\'. One table load per byte keeps the common
+// case (a path, a user agent) to a tight loop.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainInString marks the bytes appendRawJSON copies without a second look
+// while inside a JSON string: everything but the quote, the backslash, DEL and
+// the lead bytes of C1 controls (0xc2) and U+2028/U+2029 (0xe2).
+var plainInString = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c != '"' && c != '\\' && c != 0x7f && c != 0xc2 && c != 0xe2
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string. Besides what JSON requires (quote,
+// backslash, C0 controls) it escapes DEL, the C1 controls U+0080..U+009F and
+// U+2028/U+2029, so that a hostile path or user agent cannot smuggle terminal
+// escape sequences or line breaks into the log. Invalid UTF-8 bytes become
+// U+FFFD, keeping the line valid UTF-8.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if plainASCII[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r < 0xa0: // C1 controls
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendMillis appends d in milliseconds with microsecond precision
+// ("1234.567"), as a JSON number.
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+}
+
+// appendRawJSON appends raw as embedded JSON when it is valid JSON and valid
+// UTF-8, with insignificant whitespace removed so the log stays one line per
+// record, and DEL, C1 controls and U+2028/U+2029 inside strings escaped as
+// [appendString] does; otherwise it appends raw as a JSON string.
+func appendRawJSON(b []byte, raw []byte) []byte {
+	if !utf8.Valid(raw) || !json.Valid(raw) {
+		return appendString(b, string(raw))
+	}
+	inString, escaped := false, false
+	start := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString && !escaped && plainInString[c] {
+			continue
+		}
+		if !inString {
+			switch c {
+			case '"':
+				inString = true
+			case ' ', '\t', '\n', '\r':
+				b = append(b, raw[start:i]...)
+				start = i + 1
+			}
+			continue
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			inString = false
+		case c == 0x7f:
+			b = append(b, raw[start:i]...)
+			b = append(b, `\u007f`...)
+			start = i + 1
+		case c == 0xc2 && i+1 < len(raw) && raw[i+1] < 0xa0: // C1 control (valid UTF-8, so raw[i+1] ≥ 0x80)
+			b = append(b, raw[start:i]...)
+			b = append(b, '\\', 'u', '0', '0', hexDigits[raw[i+1]>>4], hexDigits[raw[i+1]&0xf])
+			i++
+			start = i + 1
+		case c == 0xe2 && i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xa8 || raw[i+2] == 0xa9): // U+2028, U+2029
+			b = append(b, raw[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xf])
+			i += 2
+			start = i + 1
+		}
+	}
+	return append(b, raw[start:]...)
+}
