@@ -68,6 +68,8 @@ type Listener struct {
 }
 
 // ListenerTLS names the certificate and key files of a TLS listener.
+// Relative paths are relative to the config file's directory; a loaded
+// configuration holds absolute paths.
 type ListenerTLS struct {
 	CertFile string `yaml:"certFile" json:"certFile"`
 	KeyFile  string `yaml:"keyFile" json:"keyFile"`
@@ -107,7 +109,8 @@ type Admin struct {
 
 // AccessLog configures the JSON access log.
 type AccessLog struct {
-	// Path is "stdout" (default), "stderr", "off", or a file path (appended).
+	// Path is "stdout" (default), "stderr", "off", or a file path
+	// (appended; relative to the config file's directory).
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 }
 
@@ -155,7 +158,8 @@ type ClusterSpec struct {
 	// for plugins' Redis calls; not routable).
 	Type string `yaml:"type,omitempty" json:"type,omitempty"`
 	// Port is the port in the cluster's Envoy-style names. Default: the
-	// first endpoint's port.
+	// first endpoint's port (80/443 for URLs without one; 6379 for an
+	// embedded redis cluster without endpoints).
 	Port int `yaml:"port,omitempty" json:"port,omitempty"`
 	// Endpoints are "host:port" or URLs ("https://api.openai.com").
 	Endpoints []Endpoint `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
@@ -183,7 +187,8 @@ type ClusterSpec struct {
 type Endpoint struct {
 	// Address is "host:port" or a URL with scheme http or https.
 	Address string `yaml:"address" json:"address"`
-	// Weight is used by the weighted policy. Default 1.
+	// Weight is used by the weighted policy. Default 1 when omitted; an
+	// explicit 0 is kept and takes the endpoint out of weighted rotation.
 	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
 }
 
@@ -191,7 +196,8 @@ type Endpoint struct {
 type UpstreamTLS struct {
 	// SNI overrides the server name sent. Default: the endpoint host.
 	SNI string `yaml:"sni,omitempty" json:"sni,omitempty"`
-	// CAFile is a PEM bundle of trusted CAs. Default: the system roots.
+	// CAFile is a PEM bundle of trusted CAs, relative to the config file's
+	// directory. Default: the system roots.
 	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 	// InsecureSkipVerify disables certificate verification (tests only).
 	InsecureSkipVerify bool `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`

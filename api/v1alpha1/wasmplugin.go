@@ -40,9 +40,10 @@ type WasmPluginSpec struct {
 	// SHA256 is the module's (or image's) checksum, hex.
 	SHA256 string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
 	// ImagePullPolicy applies to OCI tags: IfNotPresent (default) or Always
-	// (the default for :latest).
+	// (the default for :latest or no tag, when the URL has no digest).
 	ImagePullPolicy string `yaml:"imagePullPolicy,omitempty" json:"imagePullPolicy,omitempty"`
-	// ImagePullSecret names a Docker config file used to pull OCI images.
+	// ImagePullSecret names a Docker config file used to pull OCI images
+	// (relative to the config file's directory).
 	ImagePullSecret string `yaml:"imagePullSecret,omitempty" json:"imagePullSecret,omitempty"`
 	// VerificationKey is a PEM public key for signed modules.
 	VerificationKey string `yaml:"verificationKey,omitempty" json:"verificationKey,omitempty"`
