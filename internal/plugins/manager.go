@@ -1,0 +1,297 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/sluicegw/sluice/api/v1alpha1"
+	"github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/gateway"
+	"github.com/sluicegw/sluice/internal/wasmhost"
+)
+
+// Plugin states reported by Status.
+const (
+	StateReady    = "ready"
+	StateFailed   = "failed"
+	StateInactive = "inactive" // no configuration applies anywhere
+)
+
+// Status is one plugin's state, for /config_dump, /readyz and logs.
+type Status struct {
+	Name         string `json:"name"`
+	URL          string `json:"url"`
+	SHA256       string `json:"sha256,omitempty"`
+	ABI          string `json:"abi,omitempty"`
+	Phase        string `json:"phase"`
+	Priority     *int32 `json:"priority,omitempty"`
+	FailStrategy string `json:"failStrategy"`
+	State        string `json:"state"`
+	Error        string `json:"error,omitempty"`
+	Instances    int    `json:"instances,omitempty"`
+}
+
+// Options configure a Manager.
+type Options struct {
+	Runtime  *wasmhost.Runtime
+	Services *wasmhost.Services
+	// PoolSize is the instance count per plugin; 0 means min(GOMAXPROCS, 8).
+	PoolSize int
+	Logger   *slog.Logger
+}
+
+// Manager loads plugin sets. Safe for concurrent use.
+type Manager struct {
+	opts   Options
+	logger *slog.Logger
+}
+
+// NewManager returns a manager using opts.
+func NewManager(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Manager{opts: opts, logger: opts.Logger}
+}
+
+// entry is one plugin of a set, in chain order.
+type entry struct {
+	status  Status
+	scope   scope
+	factory gateway.FilterFactory // nil when inactive
+	plugin  *wasmhost.Plugin
+}
+
+// Set is the plugins of one configuration generation, ordered for the
+// request path. Safe for concurrent use.
+type Set struct {
+	entries []*entry
+	mu      sync.Mutex
+	closed  bool
+}
+
+// Load builds every plugin of snap. A plugin that fails to load is kept as
+// a failed entry that applies its fail strategy; the others run.
+func (m *Manager) Load(ctx context.Context, snap *config.Snapshot) *Set {
+	s := &Set{}
+	for _, wp := range order(snap.WasmPlugins) {
+		e := m.load(ctx, wp)
+		s.entries = append(s.entries, e)
+	}
+	return s
+}
+
+func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
+	spec := &wp.Spec
+	name := config.PluginName(wp)
+	e := &entry{
+		status: Status{Name: name, URL: spec.URL, SHA256: spec.SHA256, Phase: spec.Phase,
+			Priority: spec.Priority, FailStrategy: spec.FailStrategy},
+		scope: newScope(spec),
+	}
+	logger := m.logger.With("plugin", name)
+	fail := func(err error) *entry {
+		e.status.State, e.status.Error = StateFailed, err.Error()
+		if spec.FailStrategy != v1alpha1.FailOpen {
+			// FAIL_OPEN plugins are simply left out of the chain.
+			e.factory = failedFactory{name: name, reason: err.Error()}
+		}
+		logger.Error("plugin failed to load; requests it applies to follow its fail strategy", "fail_strategy", spec.FailStrategy, "error", err)
+		return e
+	}
+	cfg, deploy, err := buildConfig(spec)
+	if err != nil {
+		return fail(fmt.Errorf("configuration: %w", err))
+	}
+	if !deploy {
+		e.status.State = StateInactive
+		logger.Info("plugin has no configuration that applies anywhere; not deployed")
+		return e
+	}
+	wasm, err := fetch(spec.URL, spec.SHA256)
+	if err != nil {
+		return fail(err)
+	}
+	mod, err := m.opts.Runtime.Compile(ctx, wasm)
+	if err != nil {
+		return fail(err)
+	}
+	e.status.SHA256, e.status.ABI = mod.SHA256, mod.ABI.String()
+	ps := wasmhost.PluginSpec{
+		Name:     name,
+		RootID:   spec.PluginName,
+		Config:   cfg,
+		FailOpen: spec.FailStrategy == v1alpha1.FailOpen,
+		Env:      vmEnv(spec),
+		PoolSize: m.opts.PoolSize,
+	}
+	p, err := wasmhost.NewPlugin(ctx, m.opts.Runtime, mod, ps, m.opts.Services)
+	if err != nil {
+		return fail(err)
+	}
+	e.plugin, e.factory = p, p
+	e.status.State = StateReady
+	e.status.Instances, _ = p.Instances()
+	logger.Info("plugin ready", "abi", mod.ABI.String(), "sha256", mod.SHA256[:12], "instances", e.status.Instances, "compile", mod.CompileTime.String())
+	return e
+}
+
+func vmEnv(spec *v1alpha1.WasmPluginSpec) []string {
+	if spec.VMConfig == nil {
+		return nil
+	}
+	var out []string
+	for _, ev := range spec.VMConfig.Env {
+		v := ev.Value
+		if ev.ValueFrom == v1alpha1.EnvHost {
+			v = os.Getenv(ev.Name)
+		}
+		out = append(out, ev.Name+"="+v)
+	}
+	return out
+}
+
+// order sorts plugins by phase (AUTHN, AUTHZ, STATS, unspecified), then
+// priority, highest first; an unset priority sorts after every set one;
+// ties keep declaration order.
+func order(in []*v1alpha1.WasmPlugin) []*v1alpha1.WasmPlugin {
+	out := append([]*v1alpha1.WasmPlugin(nil), in...)
+	rank := map[string]int{v1alpha1.PhaseAuthn: 0, v1alpha1.PhaseAuthz: 1, v1alpha1.PhaseStats: 2}
+	phase := func(p *v1alpha1.WasmPlugin) int {
+		if r, ok := rank[p.Spec.Phase]; ok {
+			return r
+		}
+		return 3
+	}
+	prio := func(p *v1alpha1.WasmPlugin) int64 {
+		if p.Spec.Priority == nil {
+			return math.MinInt32 - 1
+		}
+		return int64(*p.Spec.Priority)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if a, b := phase(out[i]), phase(out[j]); a != b {
+			return a < b
+		}
+		return prio(out[i]) > prio(out[j])
+	})
+	return out
+}
+
+// Chain is the gateway's ChainProvider: the plugins that apply to st.
+func (s *Set) Chain(st *gateway.Stream) []gateway.FilterFactory {
+	var out []gateway.FilterFactory
+	for _, e := range s.entries {
+		if e.factory != nil && e.scope.applies(st) {
+			out = append(out, e.factory)
+		}
+	}
+	return out
+}
+
+// Empty reports whether no plugin can apply to any request.
+func (s *Set) Empty() bool {
+	for _, e := range s.entries {
+		if e.factory != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Statuses reports every plugin in chain order.
+func (s *Set) Statuses() []Status {
+	out := make([]Status, 0, len(s.entries))
+	for _, e := range s.entries {
+		st := e.status
+		if e.plugin != nil {
+			st.Instances, _ = e.plugin.Instances()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Failed lists "name: reason" for plugins that failed to load.
+func (s *Set) Failed() []string {
+	var out []string
+	for _, e := range s.entries {
+		if e.status.State == StateFailed {
+			out = append(out, e.status.Name+": "+e.status.Error)
+		}
+	}
+	return out
+}
+
+// Memory reports instance memory per plugin.
+func (s *Set) Memory() map[string][]uint64 {
+	out := map[string][]uint64{}
+	for _, e := range s.entries {
+		if e.plugin != nil {
+			_, mem := e.plugin.Instances()
+			out[e.status.Name] = mem
+		}
+	}
+	return out
+}
+
+// Close tears every plugin down. Idempotent.
+func (s *Set) Close(ctx context.Context) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.plugin != nil {
+			e.plugin.Close(ctx)
+		}
+	}
+}
+
+// failedFactory stands in for a plugin that could not load.
+type failedFactory struct {
+	name   string
+	reason string
+}
+
+func (f failedFactory) Name() string { return f.name }
+
+func (f failedFactory) NewFilter(h *gateway.FilterHandle) gateway.Filter {
+	return &failedFilter{f: f, h: h}
+}
+
+type failedFilter struct {
+	f failedFactory
+	h *gateway.FilterHandle
+}
+
+func (ff *failedFilter) OnRequestHeaders(*gateway.Headers, bool) gateway.HeadersAction {
+	body := []byte(`{"error":{"message":"plugin ` + ff.f.name + ` is not available","type":"gateway_error","code":"wasm_fail_stream","status":503}}` + "\n")
+	ff.h.SendLocalReply(503, body, []gateway.HeaderField{{Name: "content-type", Value: "application/json"}}, "wasm_fail_stream")
+	return gateway.HeadersContinue
+}
+func (ff *failedFilter) OnRequestBody(*gateway.Buffer, bool) gateway.DataAction {
+	return gateway.DataContinue
+}
+func (ff *failedFilter) OnRequestTrailers(*gateway.Headers) gateway.TrailersAction {
+	return gateway.TrailersContinue
+}
+func (ff *failedFilter) OnResponseHeaders(*gateway.Headers, bool) gateway.HeadersAction {
+	return gateway.HeadersContinue
+}
+func (ff *failedFilter) OnResponseBody(*gateway.Buffer, bool) gateway.DataAction {
+	return gateway.DataContinue
+}
+func (ff *failedFilter) OnResponseTrailers(*gateway.Headers) gateway.TrailersAction {
+	return gateway.TrailersContinue
+}
+func (ff *failedFilter) OnLog()     {}
+func (ff *failedFilter) OnDestroy() {}

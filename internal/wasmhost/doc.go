@@ -1,0 +1,16 @@
+// Package wasmhost is the Proxy-Wasm host on wazero: it compiles plugin
+// modules, runs pools of instances, implements every hostcall of
+// Proxy-Wasm 0.2.0/0.2.1 and Higress's 0.2.100 additions, and bridges each
+// plugin into the gateway's filter chain (gateway.Filter).
+//
+// The authoritative behaviour is shared/spec/host.md. The package owns guest
+// memory, context bookkeeping, callouts and shared state between instances.
+// It must not parse configuration files, fetch modules or decide plugin
+// order; internal/plugins does that and hands it compiled Plugins.
+//
+// Concurrency: an Instance runs one guest call at a time (its mutex is held
+// only for the duration of one export call and the re-entrant allocator
+// calls it makes). No lock is held over I/O: callouts run on their own
+// goroutines and deliver results through the stream's driver or, when the
+// stream has ended, through the instance's own lock.
+package wasmhost

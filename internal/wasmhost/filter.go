@@ -1,0 +1,237 @@
+package wasmhost
+
+import (
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicegw/sluice/internal/gateway"
+)
+
+// Filter is one plugin's presence in one stream: a stream context in the
+// instance the stream is pinned to. It implements gateway.Filter; every
+// method runs on the stream's driver goroutine.
+type Filter struct {
+	p    *Plugin
+	h    *gateway.FilterHandle
+	in   *Instance // nil when no instance was available
+	root uint32
+	id   uint32 // stream context id, 0 until created
+	gone bool   // context deleted
+
+	failed bool // fail-open: skip this plugin for the rest of the stream
+
+	// body is the buffer of the direction whose body callback runs (or is
+	// paused), nil when none is available.
+	body [2]*gateway.Buffer
+	// headersEOS remembers header-only directions for inject-on-header.
+	phase string
+}
+
+var _ gateway.Filter = (*Filter)(nil)
+
+func (f *Filter) stream() *gateway.Stream { return f.h.Stream() }
+
+// enter creates the stream context on first use. Caller holds in.mu.
+func (f *Filter) enter() error {
+	if f.id != 0 {
+		return nil
+	}
+	in := f.in
+	id := in.newContextID()
+	in.contexts[id] = &guestContext{id: id, root: f.root, stream: f}
+	f.id = id
+	_, err := in.call(in.fnContextCreate, id, uint64(id), uint64(f.root))
+	return err
+}
+
+// invoke runs one stream callback and returns its raw result. ok is false
+// when the plugin is skipped or failed.
+func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, bool) {
+	if f.failed || f.gone {
+		return 0, false
+	}
+	in := f.in
+	if in == nil {
+		f.fail(phase, errInstanceDead)
+		return 0, false
+	}
+	in.mu.Lock()
+	in.callOwner = f
+	f.phase = phase
+	err := f.enter()
+	var res uint64
+	if err == nil {
+		if fn == nil {
+			in.callOwner = nil
+			in.mu.Unlock()
+			return 0, true
+		}
+		full := append([]uint64{uint64(f.id)}, args...)
+		res, err = in.call(fn, f.id, full...)
+	}
+	in.callOwner = nil
+	in.mu.Unlock()
+	if err != nil {
+		f.fail(phase, err)
+		return 0, false
+	}
+	return uint32(res), true
+}
+
+// fail applies the plugin's fail strategy after a trap or a dead instance.
+func (f *Filter) fail(phase string, err error) {
+	if f.failed {
+		return
+	}
+	f.failed = true
+	st := f.stream()
+	f.p.logger.Error("plugin failed on a request", "phase", phase, "request_id", st.ID(), "fail_strategy", f.p.failStrategy(), "error", err)
+	if f.p.metrics != nil {
+		f.p.metrics.streamFailures.WithLabelValues(f.p.spec.Name).Inc()
+	}
+	if f.p.spec.FailOpen {
+		return
+	}
+	body := []byte(`{"error":{"message":"plugin ` + f.p.spec.Name + ` failed","type":"gateway_error","code":"wasm_fail_stream","status":503}}` + "\n")
+	f.h.SendLocalReply(503, body, []gateway.HeaderField{{Name: "content-type", Value: "application/json"}}, "wasm_fail_stream")
+}
+
+func (f *Filter) headersAction(v uint32) gateway.HeadersAction {
+	switch v {
+	case 0, 2:
+		return gateway.HeadersContinue
+	case 1:
+		if f.in.abi == ABI0100 {
+			return gateway.HeadersStopIteration
+		}
+		return gateway.HeadersStopAllWatermark
+	case 3:
+		return gateway.HeadersStopAllBuffer
+	default:
+		return gateway.HeadersStopAllWatermark
+	}
+}
+
+func dataAction(v uint32) gateway.DataAction {
+	switch v {
+	case 0:
+		return gateway.DataContinue
+	case 1:
+		return gateway.DataStopAndBuffer
+	case 2:
+		return gateway.DataStopAndWatermark
+	default:
+		return gateway.DataStopNoBuffer
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// OnRequestHeaders implements gateway.Filter.
+func (f *Filter) OnRequestHeaders(h *gateway.Headers, eos bool) gateway.HeadersAction {
+	v, ok := f.invoke("request_headers", f.inFn(func(in *Instance) api.Function { return in.fnReqHeaders }), uint64(h.Len()), b2u(eos))
+	if !ok {
+		return gateway.HeadersContinue
+	}
+	return f.headersAction(v)
+}
+
+// OnRequestBody implements gateway.Filter.
+func (f *Filter) OnRequestBody(b *gateway.Buffer, eos bool) gateway.DataAction {
+	f.body[gateway.Request] = b
+	v, ok := f.invoke("request_body", f.inFn(func(in *Instance) api.Function { return in.fnReqBody }), uint64(b.Len()), b2u(eos))
+	if !ok {
+		f.body[gateway.Request] = nil
+		return gateway.DataContinue
+	}
+	a := dataAction(v)
+	if a == gateway.DataContinue || a == gateway.DataStopNoBuffer {
+		f.body[gateway.Request] = nil
+	}
+	return a
+}
+
+// OnRequestTrailers implements gateway.Filter.
+func (f *Filter) OnRequestTrailers(t *gateway.Headers) gateway.TrailersAction {
+	v, ok := f.invoke("request_trailers", f.inFn(func(in *Instance) api.Function { return in.fnReqTrailers }), uint64(t.Len()))
+	if !ok || v == 0 {
+		return gateway.TrailersContinue
+	}
+	return gateway.TrailersStop
+}
+
+// OnResponseHeaders implements gateway.Filter.
+func (f *Filter) OnResponseHeaders(h *gateway.Headers, eos bool) gateway.HeadersAction {
+	v, ok := f.invoke("response_headers", f.inFn(func(in *Instance) api.Function { return in.fnRespHeaders }), uint64(h.Len()), b2u(eos))
+	if !ok {
+		return gateway.HeadersContinue
+	}
+	return f.headersAction(v)
+}
+
+// OnResponseBody implements gateway.Filter.
+func (f *Filter) OnResponseBody(b *gateway.Buffer, eos bool) gateway.DataAction {
+	f.body[gateway.Response] = b
+	v, ok := f.invoke("response_body", f.inFn(func(in *Instance) api.Function { return in.fnRespBody }), uint64(b.Len()), b2u(eos))
+	if !ok {
+		f.body[gateway.Response] = nil
+		return gateway.DataContinue
+	}
+	a := dataAction(v)
+	if a == gateway.DataContinue || a == gateway.DataStopNoBuffer {
+		f.body[gateway.Response] = nil
+	}
+	return a
+}
+
+// OnResponseTrailers implements gateway.Filter.
+func (f *Filter) OnResponseTrailers(t *gateway.Headers) gateway.TrailersAction {
+	v, ok := f.invoke("response_trailers", f.inFn(func(in *Instance) api.Function { return in.fnRespTrailers }), uint64(t.Len()))
+	if !ok || v == 0 {
+		return gateway.TrailersContinue
+	}
+	return gateway.TrailersStop
+}
+
+// OnLog implements gateway.Filter: the context is created if the plugin
+// never saw the request, then proxy_on_log runs.
+func (f *Filter) OnLog() {
+	f.body = [2]*gateway.Buffer{}
+	f.invoke("log", f.inFn(func(in *Instance) api.Function { return in.fnLog }))
+}
+
+// OnDestroy implements gateway.Filter: proxy_on_done then proxy_on_delete.
+func (f *Filter) OnDestroy() {
+	in := f.in
+	defer func() {
+		if in != nil {
+			in.plugin.pool.release(in)
+		}
+	}()
+	if in == nil || f.id == 0 || f.gone {
+		return
+	}
+	in.mu.Lock()
+	in.callOwner = f
+	if !in.dead.Load() {
+		if _, err := in.call(in.fnDone, f.id, uint64(f.id)); err == nil {
+			_, _ = in.call(in.fnDelete, f.id, uint64(f.id))
+		}
+	}
+	in.callOwner = nil
+	delete(in.contexts, f.id)
+	f.gone = true
+	in.mu.Unlock()
+}
+
+// inFn selects an export of the pinned instance (nil-safe).
+func (f *Filter) inFn(sel func(*Instance) api.Function) api.Function {
+	if f.in == nil {
+		return nil
+	}
+	return sel(f.in)
+}

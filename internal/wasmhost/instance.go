@@ -1,0 +1,298 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"crypto/rand"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+var errInstanceDead = errors.New("plugin instance is dead")
+
+type instKey struct{}
+
+// instFrom returns the instance a hostcall runs for.
+func instFrom(ctx context.Context) *Instance {
+	in, _ := ctx.Value(instKey{}).(*Instance)
+	return in
+}
+
+// guestContext is one Proxy-Wasm context inside an instance.
+type guestContext struct {
+	id     uint32
+	root   uint32 // 0 for root contexts
+	stream *Filter
+	rs     *rootState // root contexts only
+}
+
+// rootState is what a root (plugin) context owns.
+type rootState struct {
+	config     []byte
+	tickPeriod time.Duration
+	tickStop   chan struct{}
+	deleted    bool
+}
+
+// Instance is one instantiated module. It runs one guest call at a time;
+// mu is held for the duration of a call. Fields below mu are protected by it.
+type Instance struct {
+	plugin *Plugin
+	id     int
+	mod    api.Module
+	mem    api.Memory
+	logger *slog.Logger
+
+	callCtx context.Context
+	abi     ABIVersion
+
+	fnAlloc, fnContextCreate, fnVMStart, fnConfigure api.Function
+	fnReqHeaders, fnReqBody, fnReqTrailers           api.Function
+	fnRespHeaders, fnRespBody, fnRespTrailers        api.Function
+	fnHTTPResp, fnRedisResp, fnTick, fnQueueReady    api.Function
+	fnLog, fnDone, fnDelete, fnForeign               api.Function
+
+	dead atomic.Bool
+	// needRebuild is set when the plugin asks to be recycled (wasm_need_rebuild).
+	needRebuild atomic.Bool
+	streams     atomic.Int64 // streams pinned here
+	closed      atomic.Bool
+
+	mu        sync.Mutex
+	stack     []uint64
+	nextID    uint32
+	contexts  map[uint32]*guestContext
+	root      uint32 // the root context new streams attach to
+	current   uint32
+	effective uint32
+	callOwner *Filter // the stream whose driver makes the current call (nil: background)
+	inCall    bool
+
+	// Data available only during one guest call.
+	configBuf  []byte
+	callResp   *httpCallResult
+	redisReply []byte
+	status     Status
+	statusMsg  string
+
+	nextToken uint32
+	callouts  map[uint32]*pendingCallout
+	metricIDs map[uint32]*pluginMetric
+	nextMetic uint32
+	deathErr  error
+}
+
+// newInstance instantiates the plugin's module and runs its start function.
+func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
+	in := &Instance{plugin: p, id: id, abi: p.module.ABI, contexts: map[uint32]*guestContext{},
+		callouts: map[uint32]*pendingCallout{}, metricIDs: map[uint32]*pluginMetric{}, stack: make([]uint64, 8)}
+	in.logger = p.logger.With("instance", id)
+	in.callCtx = context.WithValue(context.Background(), instKey{}, in)
+	cfg := wazero.NewModuleConfig().WithName("").
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
+		WithStdout(&guestLog{in: in, level: slog.LevelInfo}).
+		WithStderr(&guestLog{in: in, level: slog.LevelError})
+	for _, kv := range p.env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	if s := p.module.start; s != "" {
+		cfg = cfg.WithStartFunctions(s)
+	} else {
+		cfg = cfg.WithStartFunctions()
+	}
+	// The start function runs inside InstantiateModule: only logging and WASI
+	// are meaningful then; proxy_* calls see no context.
+	mod, err := p.rt.r.InstantiateModule(in.callCtx, p.module.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	in.mod = mod
+	in.mem = mod.Memory()
+	get := func(name string) api.Function { return mod.ExportedFunction(name) }
+	in.fnAlloc = get(p.module.allocator)
+	in.fnContextCreate = get("proxy_on_context_create")
+	in.fnVMStart = get("proxy_on_vm_start")
+	in.fnConfigure = get("proxy_on_configure")
+	in.fnReqHeaders = get("proxy_on_request_headers")
+	in.fnReqBody = get("proxy_on_request_body")
+	in.fnReqTrailers = get("proxy_on_request_trailers")
+	in.fnRespHeaders = get("proxy_on_response_headers")
+	in.fnRespBody = get("proxy_on_response_body")
+	in.fnRespTrailers = get("proxy_on_response_trailers")
+	in.fnHTTPResp = get("proxy_on_http_call_response")
+	in.fnRedisResp = get("proxy_on_redis_call_response")
+	in.fnTick = get("proxy_on_tick")
+	in.fnQueueReady = get("proxy_on_queue_ready")
+	in.fnLog = get("proxy_on_log")
+	in.fnDone = get("proxy_on_done")
+	in.fnDelete = get("proxy_on_delete")
+	in.fnForeign = get("proxy_on_foreign_function")
+	if in.fnContextCreate == nil {
+		_ = mod.Close(ctx)
+		return nil, errors.New("module does not export proxy_on_context_create")
+	}
+	return in, nil
+}
+
+// guestLog routes guest stdout/stderr into the gateway log.
+type guestLog struct {
+	in    *Instance
+	level slog.Level
+}
+
+func (g *guestLog) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	if msg != "" {
+		g.in.logger.Log(context.Background(), g.level, msg, "stream", map[slog.Level]string{slog.LevelInfo: "stdout", slog.LevelError: "stderr"}[g.level])
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*guestLog)(nil)
+
+// call runs one top-level guest export for context ctxID. The caller holds
+// in.mu. A trap or exit marks the instance dead.
+func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64, error) {
+	if fn == nil {
+		return 0, nil
+	}
+	if in.dead.Load() {
+		return 0, errInstanceDead
+	}
+	in.current, in.effective = ctxID, ctxID
+	in.inCall = true
+	n := len(args)
+	if n == 0 {
+		n = 1
+	}
+	st := in.stack[:n]
+	copy(st, args)
+	ctx := in.callCtx
+	var cancel context.CancelFunc
+	if wd := in.plugin.rt.opts.Watchdog; wd > 0 {
+		ctx, cancel = context.WithTimeout(ctx, wd)
+	}
+	err := fn.CallWithStack(ctx, st)
+	if cancel != nil {
+		cancel()
+	}
+	in.inCall = false
+	in.current, in.effective = 0, 0
+	if err != nil {
+		in.markDead(err)
+		return 0, err
+	}
+	if len(fn.Definition().ResultTypes()) == 0 {
+		return 0, nil
+	}
+	return st[0], nil
+}
+
+// trapInHostcall records a failure of a nested guest call (the allocator).
+func (in *Instance) trapInHostcall(err error) { in.markDead(err) }
+
+func (in *Instance) markDead(err error) {
+	if in.dead.Swap(true) {
+		return
+	}
+	in.deathErr = err
+	in.logger.Error("plugin instance crashed", "error", err)
+	in.plugin.onInstanceDeath(in, err)
+}
+
+// newContextID allocates a context id (never reused, never 0).
+func (in *Instance) newContextID() uint32 {
+	in.nextID++
+	return in.nextID
+}
+
+// startRoot creates, starts and configures a root context with config.
+// The caller holds in.mu.
+func (in *Instance) startRoot(config []byte) (uint32, error) {
+	id := in.newContextID()
+	gc := &guestContext{id: id, rs: &rootState{config: config}}
+	in.contexts[id] = gc
+	if _, err := in.call(in.fnContextCreate, id, uint64(id), 0); err != nil {
+		return 0, fmt.Errorf("proxy_on_context_create: %w", err)
+	}
+	ok, err := in.call(in.fnVMStart, id, uint64(id), 0)
+	if err != nil {
+		return 0, fmt.Errorf("proxy_on_vm_start: %w", err)
+	}
+	if in.fnVMStart != nil && uint32(ok) == 0 {
+		return 0, errors.New("proxy_on_vm_start returned false")
+	}
+	in.configBuf = config
+	ok, err = in.call(in.fnConfigure, id, uint64(id), uint64(len(config)))
+	in.configBuf = nil
+	if err != nil {
+		return 0, fmt.Errorf("proxy_on_configure: %w", err)
+	}
+	if in.fnConfigure != nil && uint32(ok) == 0 {
+		return 0, errors.New("plugin rejected its configuration (proxy_on_configure returned false; see the plugin's log lines above)")
+	}
+	return id, nil
+}
+
+// effectiveStream returns the stream the current hostcall acts on, or nil.
+// A stream is reachable only from a call made by its own driver, so no two
+// goroutines ever touch one stream.
+func (in *Instance) effectiveStream() *Filter {
+	gc := in.contexts[in.effective]
+	if gc == nil || gc.stream == nil || gc.stream != in.callOwner {
+		return nil
+	}
+	return gc.stream
+}
+
+// rootOf returns the root context id of the effective context.
+func (in *Instance) rootOf() uint32 {
+	gc := in.contexts[in.effective]
+	if gc == nil {
+		return 0
+	}
+	if gc.root == 0 {
+		return gc.id
+	}
+	return gc.root
+}
+
+// close tears the instance down: stops ticks, drops callouts, closes the module.
+func (in *Instance) close(ctx context.Context) {
+	if in.closed.Swap(true) {
+		return
+	}
+	in.mu.Lock()
+	for _, gc := range in.contexts {
+		if gc.rs != nil && gc.rs.tickStop != nil {
+			close(gc.rs.tickStop)
+			gc.rs.tickStop = nil
+		}
+	}
+	for tok, c := range in.callouts {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		delete(in.callouts, tok)
+	}
+	in.mu.Unlock()
+	_ = in.mod.Close(ctx)
+}
+
+// MemoryBytes is the instance's current linear memory size.
+func (in *Instance) MemoryBytes() uint64 {
+	if in.mem == nil {
+		return 0
+	}
+	return uint64(in.mem.Size())
+}

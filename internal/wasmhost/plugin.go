@@ -1,0 +1,139 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/sluicegw/sluice/internal/cluster"
+	"github.com/sluicegw/sluice/internal/gateway"
+)
+
+// PluginSpec describes one configured plugin.
+type PluginSpec struct {
+	// Name is plugin_name ("namespace.name" or "name").
+	Name string
+	// RootID is the root id (plugin_root_id), Higress's pluginName.
+	RootID string
+	// Config is the JSON handed to proxy_on_configure.
+	Config []byte
+	// FailOpen skips the plugin when it fails; otherwise the stream gets
+	// 503 wasm_fail_stream.
+	FailOpen bool
+	// Env is the VM environment, "KEY=VALUE".
+	Env []string
+	// PoolSize is the number of instances; default min(GOMAXPROCS, 8).
+	PoolSize int
+	// MaxMemoryBytes recycles an instance whose linear memory grows past
+	// it; 0 means the default of 512 MiB.
+	MaxMemoryBytes uint64
+}
+
+// ClusterSource resolves cluster names for callouts.
+type ClusterSource interface {
+	Lookup(name string) (*cluster.Cluster, error)
+}
+
+// RedisClient performs Redis callouts (internal/redisbridge).
+type RedisClient interface {
+	Init(cluster, username, password string, timeout time.Duration) error
+	Call(ctx context.Context, cluster string, cmd []byte, done func(status int, reply []byte)) error
+}
+
+// Services are the process-wide facilities hostcalls use.
+type Services struct {
+	// Clusters returns the cluster registry in force (it changes on reload).
+	Clusters func() ClusterSource
+	Redis    RedisClient
+	Shared   *Shared
+	Metrics  *Metrics
+	// LogLevel is the gateway's current log level for get_log_level.
+	LogLevel func() slog.Level
+	Logger   *slog.Logger
+}
+
+// Plugin is a compiled, configured plugin with its instance pool. It is a
+// gateway.FilterFactory. Safe for concurrent use.
+type Plugin struct {
+	spec    PluginSpec
+	rt      *Runtime
+	module  *Module
+	svc     *Services
+	logger  *slog.Logger
+	env     []string
+	pool    *Pool
+	metrics *Metrics
+}
+
+var _ gateway.FilterFactory = (*Plugin)(nil)
+
+// NewPlugin runs a canary (instantiate, root context, vm start, configure)
+// and then warms the pool. Any failure rejects the plugin with the reason.
+func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc *Services) (*Plugin, error) {
+	if spec.PoolSize <= 0 {
+		spec.PoolSize = min(runtime.GOMAXPROCS(0), 8)
+	}
+	if spec.MaxMemoryBytes == 0 {
+		spec.MaxMemoryBytes = 512 << 20
+	}
+	if spec.RootID == "" {
+		spec.RootID = spec.Name
+	}
+	logger := svc.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
+		logger: logger.With("plugin", spec.Name)}
+	p.pool = newPool(p, spec.PoolSize)
+	if err := p.pool.fill(ctx); err != nil {
+		p.pool.close(ctx)
+		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
+	}
+	return p, nil
+}
+
+// Name implements gateway.FilterFactory.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Spec returns the plugin's spec.
+func (p *Plugin) Spec() PluginSpec { return p.spec }
+
+// Module returns the compiled module.
+func (p *Plugin) Module() *Module { return p.module }
+
+// NewFilter implements gateway.FilterFactory: the stream is pinned to one
+// instance of the pool for its whole life.
+func (p *Plugin) NewFilter(h *gateway.FilterHandle) gateway.Filter {
+	f := &Filter{p: p, h: h}
+	if in := p.pool.acquire(); in != nil {
+		f.in = in
+		in.mu.Lock()
+		f.root = in.root
+		in.mu.Unlock()
+	}
+	return f
+}
+
+// Close tears down every instance.
+func (p *Plugin) Close(ctx context.Context) { p.pool.close(ctx) }
+
+func (p *Plugin) failStrategy() string {
+	if p.spec.FailOpen {
+		return "FAIL_OPEN"
+	}
+	return "FAIL_CLOSE"
+}
+
+// onInstanceDeath is called (holding in.mu) when an instance traps.
+func (p *Plugin) onInstanceDeath(in *Instance, err error) {
+	if p.metrics != nil {
+		p.metrics.crashes.WithLabelValues(p.spec.Name).Inc()
+	}
+	p.pool.replaceLater(in)
+}
+
+// Instances reports the pool's live instances and their memory.
+func (p *Plugin) Instances() (live int, memory []uint64) { return p.pool.stats() }
