@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -31,6 +32,7 @@ type exchange struct {
 	upEvents  chan upEvent
 	upCtx     context.Context
 	upCancel  context.CancelCauseFunc
+	upDone    chan struct{} // closed when the driver stops listening to upEvents
 	upTimer   *time.Timer
 	upPending bool // headers went upstream-side, request waits for its first body bytes
 	upBody    *bodyPipe
@@ -64,7 +66,14 @@ type upEvent struct {
 	err      error
 	data     []byte
 	trailers http.Header
+	// whole is set on an upHeaders event that carries the complete body
+	// (small responses of known length are read in one go).
+	whole bool
 }
+
+// smallBody is the largest body of known length read in one go instead of
+// streamed chunk by chunk: it saves goroutine hand-offs per request.
+const smallBody = 64 << 10
 
 // proxyChain runs the request through the filter chain.
 func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.Request, st *Stream, gen *Generation, chain []FilterFactory) outcome {
@@ -91,12 +100,23 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 	st.onLocalReply = e.stopUpstream
 
 	headerEOS := r.Body == nil || r.Body == http.NoBody
+	var small *bodyEvent
+	if !headerEOS && r.ContentLength > 0 && r.ContentLength <= smallBody && len(r.Trailer) == 0 {
+		// A small body of known length is read before the chain starts: one
+		// chunk with end of stream, and no reader goroutine.
+		ev := readSmall(r)
+		small = &ev
+	}
 	h := requestToHeaders(r.Method, r.URL.RequestURI(), r.Host, st.scheme, r.Header)
 	st.reqHeaders = h
 	d.req = newFlow(Request, seq(len(chain)), h, headerEOS)
 	d.runHeaders(d.req, 0)
 	d.drain()
-	if !headerEOS {
+	switch {
+	case small != nil:
+		e.onClientBody(*small)
+		d.drain()
+	case !headerEOS:
 		e.reading = true
 		go e.readClient(sctx)
 	}
@@ -162,6 +182,19 @@ func seq(n int) []int {
 		out[i] = i
 	}
 	return out
+}
+
+// readSmall reads a whole body of known, small length.
+func readSmall(r *http.Request) bodyEvent {
+	b := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(r.Body, b)
+	if err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = fmt.Errorf("client sent %d of %d body bytes: %w", n, r.ContentLength, io.ErrUnexpectedEOF)
+		}
+		return bodyEvent{err: err}
+	}
+	return bodyEvent{data: b, eof: true}
 }
 
 // readClient pumps the client body into reqEvents.
@@ -340,20 +373,22 @@ func (e *exchange) startUpstream(body []byte, length int64) {
 	e.upCtx, e.upCancel, e.upReq, e.upCluster = ctx, cancel, req.WithContext(ctx), c
 	e.upTimer = time.AfterFunc(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
 	e.out.upStart = time.Now()
-	go e.roundTrip(e.upReq, c, st.override, e.upEvents)
+	e.upDone = make(chan struct{})
+	go e.roundTrip(e.upReq, c, st.override, e.upEvents, e.upDone)
 }
 
 // roundTrip runs on its own goroutine: it performs the exchange and pumps
-// the response into events. It gets the channel as an argument: the driver
-// goroutine sets e.upEvents to nil to stop listening, and must not race
-// with this goroutine reading the field.
-func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override string, events chan<- upEvent) {
-	ctx := req.Context()
+// the response into events until done is closed. It gets both channels as
+// arguments: the driver goroutine sets e.upEvents to nil to stop listening,
+// and must not race with this goroutine reading the field. It must not
+// stop at the request context: a route timeout cancels that context, and
+// the driver still waits to hear about it.
+func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override string, events chan<- upEvent, done <-chan struct{}) {
 	send := func(ev upEvent) bool {
 		select {
 		case events <- ev:
 			return true
-		case <-ctx.Done():
+		case <-done:
 			return false
 		}
 	}
@@ -363,6 +398,16 @@ func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override str
 		return
 	}
 	defer resp.Body.Close()
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		b := make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, b); err == nil {
+			send(upEvent{kind: upHeaders, resp: resp, ep: ep, data: b, whole: true, trailers: resp.Trailer})
+			return
+		}
+		send(upEvent{kind: upHeaders, resp: resp, ep: ep})
+		send(upEvent{kind: upFail, err: io.ErrUnexpectedEOF})
+		return
+	}
 	if !send(upEvent{kind: upHeaders, resp: resp, ep: ep}) {
 		return
 	}
@@ -419,6 +464,11 @@ func (e *exchange) onUpstream(ev upEvent) {
 		d.runHeaders(d.resp, 0)
 		if eos {
 			e.upEvents = nil
+			e.out.upDur = time.Since(e.out.upStart)
+			return
+		}
+		if ev.whole {
+			e.onUpstream(upEvent{kind: upEnd, data: ev.data, trailers: ev.trailers})
 		}
 		return
 	}
@@ -432,6 +482,12 @@ func (e *exchange) onUpstream(ev upEvent) {
 		e.upEvents = nil
 		e.out.upDur = time.Since(e.out.upStart)
 		if len(ev.trailers) > 0 {
+			if len(ev.data) > 0 {
+				d.runData(d.resp, 0, ev.data, false)
+				if d.resp.abandoned {
+					return
+				}
+			}
 			t := NewHeaders()
 			for k, vs := range ev.trailers {
 				for _, v := range vs {
@@ -443,7 +499,7 @@ func (e *exchange) onUpstream(ev upEvent) {
 			d.runTrailers(d.resp, 0, t)
 			return
 		}
-		d.runData(d.resp, 0, nil, true)
+		d.runData(d.resp, 0, ev.data, true)
 	case upFail:
 		e.upEvents = nil
 		e.out.upDur = time.Since(e.out.upStart)
@@ -463,6 +519,10 @@ func (e *exchange) stopUpstream() {
 	if e.upCancel != nil {
 		e.upCancel(context.Canceled)
 		e.upTimer.Stop()
+	}
+	if e.upDone != nil {
+		close(e.upDone)
+		e.upDone = nil
 	}
 	if e.upBody != nil {
 		e.upBody.abort()

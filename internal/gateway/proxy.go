@@ -212,6 +212,7 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 	timer := time.AfterFunc(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
 	out := r.WithContext(upCtx)
 	out.RequestURI = ""
+	out.Close = false // the client's Connection: close is hop-by-hop
 	pathQuery := st.route.rewritePath(r.URL.RequestURI())
 	u, err := url.ParseRequestURI(pathQuery)
 	if err != nil {
