@@ -56,7 +56,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newRunCommand(g), newValidateCommand(), newMockCommand(g), newVersionCommand())
+	root.AddCommand(newRunCommand(g), newValidateCommand(), newMockCommand(g), newPluginCommand(), newVersionCommand())
 	return root
 }
 

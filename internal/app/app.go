@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluicegw/sluice/internal/admin"
+	"github.com/sluicegw/sluice/internal/cluster"
 	"github.com/sluicegw/sluice/internal/config"
 	"github.com/sluicegw/sluice/internal/gateway"
 	"github.com/sluicegw/sluice/internal/plugins"
+	"github.com/sluicegw/sluice/internal/redisbridge"
 	"github.com/sluicegw/sluice/internal/telemetry"
 	"github.com/sluicegw/sluice/internal/wasmhost"
 )
@@ -52,6 +54,7 @@ type App struct {
 	admin    *admin.Server
 	runtime  *wasmhost.Runtime
 	plugins  *plugins.Set
+	redis    *redisbridge.Bridge
 
 	stopOnce sync.Once
 	stopErr  error
@@ -153,8 +156,12 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 		}
 		return set.Memory()
 	})
+	clusters := func() wasmhost.ClusterSource { return a.gw.Generation().Clusters }
+	a.redis = redisbridge.New(lookupFunc(func(name string) (*cluster.Cluster, error) { return clusters().Lookup(name) }),
+		redisbridge.Options{Logger: a.logger})
 	svc := &wasmhost.Services{
-		Clusters: func() wasmhost.ClusterSource { return a.gw.Generation().Clusters },
+		Clusters: clusters,
+		NewRedis: func() wasmhost.RedisClient { return a.redis.Session(nil) },
 		Shared:   wasmhost.NewShared(),
 		Metrics:  hm,
 		LogLevel: opts.LogLevel,
@@ -212,6 +219,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.plugins != nil {
 			a.plugins.Close(ctx)
 		}
+		if a.redis != nil {
+			if err := a.redis.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("redis: %w", err))
+			}
+		}
 		if a.runtime != nil {
 			if err := a.runtime.Close(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("wasm runtime: %w", err))
@@ -227,3 +239,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	})
 	return a.stopErr
 }
+
+// lookupFunc adapts a function to redisbridge.ClusterLookup.
+type lookupFunc func(string) (*cluster.Cluster, error)
+
+func (f lookupFunc) Lookup(name string) (*cluster.Cluster, error) { return f(name) }

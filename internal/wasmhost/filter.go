@@ -212,20 +212,23 @@ func (f *Filter) OnDestroy() {
 			in.plugin.pool.release(in)
 		}
 	}()
-	if in == nil || f.id == 0 || f.gone {
+	if in == nil {
 		return
 	}
 	in.mu.Lock()
-	in.callOwner = f
-	if !in.dead.Load() {
-		if _, err := in.call(in.fnDone, f.id, uint64(f.id)); err == nil {
-			_, _ = in.call(in.fnDelete, f.id, uint64(f.id))
+	defer in.mu.Unlock()
+	if f.id != 0 && !f.gone {
+		in.callOwner = f
+		if !in.dead.Load() {
+			if _, err := in.call(in.fnDone, f.id, uint64(f.id)); err == nil {
+				_, _ = in.call(in.fnDelete, f.id, uint64(f.id))
+			}
 		}
+		in.callOwner = nil
+		delete(in.contexts, f.id)
 	}
-	in.callOwner = nil
-	delete(in.contexts, f.id)
 	f.gone = true
-	in.mu.Unlock()
+	in.detach(f.root)
 }
 
 // inFn selects an export of the pinned instance (nil-safe).

@@ -250,7 +250,7 @@ func hcRedisInit(in *Instance, s []uint64) Status {
 	if !ok {
 		return StatusInvalidMemoryAccess
 	}
-	r := in.plugin.svc.Redis
+	r := in.plugin.redis
 	if r == nil {
 		return StatusBadArgument
 	}
@@ -271,7 +271,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 	if !ok {
 		return StatusInvalidMemoryAccess
 	}
-	r := in.plugin.svc.Redis
+	r := in.plugin.redis
 	if r == nil {
 		return StatusBadArgument
 	}

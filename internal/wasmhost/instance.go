@@ -41,6 +41,8 @@ type rootState struct {
 	tickPeriod time.Duration
 	tickStop   chan struct{}
 	deleted    bool
+	retiring   bool // a newer configuration replaced it
+	streams    int  // streams attached to it
 }
 
 // Instance is one instantiated module. It runs one guest call at a time;
@@ -217,31 +219,89 @@ func (in *Instance) newContextID() uint32 {
 }
 
 // startRoot creates, starts and configures a root context with config.
-// The caller holds in.mu.
+// On failure the context is removed again. The caller holds in.mu.
 func (in *Instance) startRoot(config []byte) (uint32, error) {
 	id := in.newContextID()
 	gc := &guestContext{id: id, rs: &rootState{config: config}}
 	in.contexts[id] = gc
+	if err := in.configureRoot(id, config); err != nil {
+		in.retireRoot(id)
+		return 0, err
+	}
+	return id, nil
+}
+
+func (in *Instance) configureRoot(id uint32, config []byte) error {
 	if _, err := in.call(in.fnContextCreate, id, uint64(id), 0); err != nil {
-		return 0, fmt.Errorf("proxy_on_context_create: %w", err)
+		return fmt.Errorf("proxy_on_context_create: %w", err)
 	}
 	ok, err := in.call(in.fnVMStart, id, uint64(id), 0)
 	if err != nil {
-		return 0, fmt.Errorf("proxy_on_vm_start: %w", err)
+		return fmt.Errorf("proxy_on_vm_start: %w", err)
 	}
 	if in.fnVMStart != nil && uint32(ok) == 0 {
-		return 0, errors.New("proxy_on_vm_start returned false")
+		return errors.New("proxy_on_vm_start returned false")
 	}
 	in.configBuf = config
 	ok, err = in.call(in.fnConfigure, id, uint64(id), uint64(len(config)))
 	in.configBuf = nil
 	if err != nil {
-		return 0, fmt.Errorf("proxy_on_configure: %w", err)
+		return fmt.Errorf("proxy_on_configure: %w", err)
 	}
 	if in.fnConfigure != nil && uint32(ok) == 0 {
-		return 0, errors.New("plugin rejected its configuration (proxy_on_configure returned false; see the plugin's log lines above)")
+		return errors.New("plugin rejected its configuration (proxy_on_configure returned false; see the plugin's log lines above)")
 	}
-	return id, nil
+	return nil
+}
+
+// retireRoot ends a root context: stops its tick, then proxy_on_done and
+// proxy_on_delete. Later completions for it are dropped. Caller holds in.mu.
+func (in *Instance) retireRoot(id uint32) {
+	gc := in.contexts[id]
+	if gc == nil || gc.rs == nil || gc.rs.deleted {
+		return
+	}
+	if gc.rs.tickStop != nil {
+		close(gc.rs.tickStop)
+		gc.rs.tickStop = nil
+	}
+	gc.rs.deleted = true
+	for tok, c := range in.callouts {
+		if c.root == id {
+			if c.cancel != nil {
+				c.cancel()
+			}
+			delete(in.callouts, tok)
+		}
+	}
+	if !in.dead.Load() {
+		if done, err := in.call(in.fnDone, id, uint64(id)); err == nil && (in.fnDone == nil || uint32(done) != 0) {
+			_, _ = in.call(in.fnDelete, id, uint64(id))
+		}
+	}
+	delete(in.contexts, id)
+}
+
+// attach pins a new stream to the current root; detach undoes it and
+// retires a replaced root once its last stream is gone.
+func (in *Instance) attach() uint32 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if gc := in.contexts[in.root]; gc != nil && gc.rs != nil {
+		gc.rs.streams++
+	}
+	return in.root
+}
+
+func (in *Instance) detach(root uint32) {
+	gc := in.contexts[root]
+	if gc == nil || gc.rs == nil {
+		return
+	}
+	gc.rs.streams--
+	if gc.rs.retiring && gc.rs.streams <= 0 {
+		in.retireRoot(root)
+	}
 }
 
 // effectiveStream returns the stream the current hostcall acts on, or nil.

@@ -36,17 +36,20 @@ type ClusterSource interface {
 	Lookup(name string) (*cluster.Cluster, error)
 }
 
-// RedisClient performs Redis callouts (internal/redisbridge).
+// RedisClient performs Redis callouts (internal/redisbridge). Each plugin
+// gets its own session, so two plugins may bind one cluster differently.
 type RedisClient interface {
 	Init(cluster, username, password string, timeout time.Duration) error
 	Call(ctx context.Context, cluster string, cmd []byte, done func(status int, reply []byte)) error
+	Close() error
 }
 
 // Services are the process-wide facilities hostcalls use.
 type Services struct {
 	// Clusters returns the cluster registry in force (it changes on reload).
 	Clusters func() ClusterSource
-	Redis    RedisClient
+	// NewRedis opens a Redis session for one plugin; nil disables Redis calls.
+	NewRedis func() RedisClient
 	Shared   *Shared
 	Metrics  *Metrics
 	// LogLevel is the gateway's current log level for get_log_level.
@@ -65,6 +68,7 @@ type Plugin struct {
 	env     []string
 	pool    *Pool
 	metrics *Metrics
+	redis   RedisClient
 }
 
 var _ gateway.FilterFactory = (*Plugin)(nil)
@@ -87,9 +91,12 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 	}
 	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
 		logger: logger.With("plugin", spec.Name)}
+	if svc.NewRedis != nil {
+		p.redis = svc.NewRedis()
+	}
 	p.pool = newPool(p, spec.PoolSize)
 	if err := p.pool.fill(ctx); err != nil {
-		p.pool.close(ctx)
+		p.Close(ctx)
 		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
 	}
 	return p, nil
@@ -99,7 +106,11 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 func (p *Plugin) Name() string { return p.spec.Name }
 
 // Spec returns the plugin's spec.
-func (p *Plugin) Spec() PluginSpec { return p.spec }
+func (p *Plugin) Spec() PluginSpec {
+	p.pool.mu.Lock()
+	defer p.pool.mu.Unlock()
+	return p.spec
+}
 
 // Module returns the compiled module.
 func (p *Plugin) Module() *Module { return p.module }
@@ -110,15 +121,69 @@ func (p *Plugin) NewFilter(h *gateway.FilterHandle) gateway.Filter {
 	f := &Filter{p: p, h: h}
 	if in := p.pool.acquire(); in != nil {
 		f.in = in
-		in.mu.Lock()
-		f.root = in.root
-		in.mu.Unlock()
+		f.root = in.attach()
 	}
 	return f
 }
 
-// Close tears down every instance.
-func (p *Plugin) Close(ctx context.Context) { p.pool.close(ctx) }
+// UpdateConfig switches the plugin to a new configuration without
+// replacing its instances (spec/host.md §2.4): a canary root context is
+// configured first; if the plugin rejects the configuration the old one
+// keeps serving and the error says why. Otherwise every live instance gets
+// a new root context, new streams attach to it, and each old root is
+// retired (proxy_on_done, proxy_on_delete) when its last stream ends.
+func (p *Plugin) UpdateConfig(ctx context.Context, cfg []byte) error {
+	insts := p.pool.live()
+	if len(insts) == 0 {
+		return fmt.Errorf("plugin %s: no live instance to configure", p.spec.Name)
+	}
+	type swap struct {
+		in   *Instance
+		root uint32
+	}
+	var done []swap
+	for i, in := range insts {
+		in.mu.Lock()
+		root, err := in.startRoot(cfg)
+		if err != nil {
+			in.mu.Unlock()
+			for _, s := range done {
+				s.in.mu.Lock()
+				s.in.retireRoot(s.root)
+				s.in.mu.Unlock()
+			}
+			if i == 0 {
+				return fmt.Errorf("plugin %s: new configuration rejected: %w", p.spec.Name, err)
+			}
+			return fmt.Errorf("plugin %s: new configuration failed on instance %d: %w", p.spec.Name, in.id, err)
+		}
+		in.mu.Unlock()
+		done = append(done, swap{in, root})
+	}
+	for _, s := range done {
+		in := s.in
+		in.mu.Lock()
+		old := in.root
+		in.root = s.root
+		if gc := in.contexts[old]; gc != nil && gc.rs != nil {
+			gc.rs.retiring = true
+			if gc.rs.streams <= 0 {
+				in.retireRoot(old)
+			}
+		}
+		in.mu.Unlock()
+	}
+	p.pool.setConfig(cfg)
+	return nil
+}
+
+// Close tears down every instance and the plugin's Redis session.
+func (p *Plugin) Close(ctx context.Context) {
+	p.pool.close(ctx)
+	if p.redis != nil {
+		_ = p.redis.Close()
+	}
+}
 
 func (p *Plugin) failStrategy() string {
 	if p.spec.FailOpen {
@@ -137,3 +202,13 @@ func (p *Plugin) onInstanceDeath(in *Instance, err error) {
 
 // Instances reports the pool's live instances and their memory.
 func (p *Plugin) Instances() (live int, memory []uint64) { return p.pool.stats() }
+
+// Drain retires the plugin after a code change: no new stream is pinned to
+// it, in-flight streams finish on their instances, then the instances close
+// (at the latest when ctx ends).
+func (p *Plugin) Drain(ctx context.Context) {
+	p.pool.drain(ctx)
+	if p.redis != nil {
+		_ = p.redis.Close()
+	}
+}

@@ -50,8 +50,11 @@ func (pl *Pool) spawn(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	pl.mu.Lock()
+	cfg := pl.p.spec.Config
+	pl.mu.Unlock()
 	in.mu.Lock()
-	root, err := in.startRoot(pl.p.spec.Config)
+	root, err := in.startRoot(cfg)
 	in.root = root
 	in.mu.Unlock()
 	if err != nil {
@@ -210,6 +213,26 @@ func (pl *Pool) replaceLater(dead *Instance) {
 	}()
 }
 
+// live returns the live instances.
+func (pl *Pool) live() []*Instance {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var out []*Instance
+	for _, in := range pl.slots {
+		if in != nil && !in.dead.Load() && !in.closed.Load() {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// setConfig records the configuration new instances start with.
+func (pl *Pool) setConfig(cfg []byte) {
+	pl.mu.Lock()
+	pl.p.spec.Config = cfg
+	pl.mu.Unlock()
+}
+
 func (pl *Pool) close(ctx context.Context) {
 	pl.mu.Lock()
 	pl.closed = true
@@ -244,4 +267,37 @@ func (pl *Pool) report() {
 	}
 	live, _ := pl.stats()
 	pl.p.metrics.instances.WithLabelValues(pl.p.spec.Name).Set(float64(live))
+}
+
+// drain stops pinning new streams, waits until every pinned stream is gone
+// or ctx ends, then closes the instances.
+func (pl *Pool) drain(ctx context.Context) {
+	pl.mu.Lock()
+	pl.closed = true
+	all := append([]*Instance(nil), pl.slots...)
+	for in := range pl.draining {
+		all = append(all, in)
+	}
+	pl.mu.Unlock()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		busy := false
+		for _, in := range all {
+			if in != nil && in.streams.Load() > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			pl.p.logger.Warn("plugin drain deadline reached; closing instances with streams still attached")
+			pl.close(context.Background())
+			return
+		case <-t.C:
+		}
+	}
+	pl.close(context.Background())
 }

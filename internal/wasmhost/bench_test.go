@@ -1,0 +1,190 @@
+package wasmhost_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicegw/sluice/internal/app"
+	"github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/wasmhost"
+	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
+)
+
+// benchGateway starts the whole gateway in-process in front of a fixed
+// upstream, with the given test plugins, and returns its URL.
+func benchGateway(b *testing.B, plugins ...string) string {
+	b.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}`)
+	}))
+	b.Cleanup(up.Close)
+	var yaml strings.Builder
+	fmt.Fprintf(&yaml, `apiVersion: sluice.dev/v1alpha1
+kind: Gateway
+metadata: {name: bench}
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0"}]
+  admin: {disabled: true}
+  accessLog: {path: "off"}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Cluster
+metadata: {name: up}
+spec:
+  endpoints: [{address: %q}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Route
+metadata: {name: all}
+spec:
+  cluster: up
+`, strings.TrimPrefix(up.URL, "http://"))
+	for i, p := range plugins {
+		fmt.Fprintf(&yaml, `---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: p%d}
+spec:
+  url: file://%s
+  defaultConfig: {from: "hello", to: "howdy"}
+`, i, wasmtest.Path(b, p))
+	}
+	dir := b.TempDir()
+	file := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(file, []byte(yaml.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	snap, err := config.Load(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := app.New(context.Background(), snap, app.Options{Logger: logger, WasmCacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache"), PoolSize: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	return "http://" + a.Gateway().Addr("main")
+}
+
+// BenchmarkRequest measures one POST through the gateway with no plugin,
+// a header-only plugin and a body-rewriting plugin; the difference between
+// the cases is the per-request cost of the plugin chain.
+func BenchmarkRequest(b *testing.B) {
+	body := `{"model":"mock-gpt","messages":[{"role":"user","content":"hello bench"}]}`
+	for _, tc := range []struct {
+		name    string
+		plugins []string
+	}{
+		{"none", nil},
+		{"noop", []string{"go/noop"}},
+		{"bodyrewrite", []string{"go/bodyrewrite"}},
+		{"noop-x5", []string{"go/noop", "go/noop", "go/noop", "go/noop", "go/noop"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			url := benchGateway(b, tc.plugins...)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			do := func() {
+				resp, err := client.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			for range 100 {
+				do()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				do()
+			}
+		})
+	}
+}
+
+// BenchmarkCompile measures compiling a Go plugin cold and from the on-disk
+// compilation cache.
+func BenchmarkCompile(b *testing.B) {
+	wasm := wasmtest.Plugin(b, "go/noop")
+	ctx := context.Background()
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rt.Compile(ctx, wasm); err != nil {
+				b.Fatal(err)
+			}
+			_ = rt.Close(ctx)
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		dir := b.TempDir()
+		warm, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := warm.Compile(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		_ = warm.Close(ctx)
+		b.ResetTimer()
+		for b.Loop() {
+			rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rt.Compile(ctx, wasm); err != nil {
+				b.Fatal(err)
+			}
+			_ = rt.Close(ctx)
+		}
+	})
+}
+
+// BenchmarkInstanceMemory reports the linear memory of a configured
+// instance of a Go plugin.
+func BenchmarkInstanceMemory(b *testing.B) {
+	wasm := wasmtest.Plugin(b, "go/noop")
+	ctx := context.Background()
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := &wasmhost.Services{Shared: wasmhost.NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var mem uint64
+	for b.Loop() {
+		p, err := wasmhost.NewPlugin(ctx, rt, m, wasmhost.PluginSpec{Name: "mem", Config: []byte("{}"), PoolSize: 1}, svc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, mems := p.Instances()
+		mem = mems[0]
+		p.Close(ctx)
+	}
+	b.ReportMetric(float64(mem), "linear-bytes/instance")
+}
