@@ -52,6 +52,30 @@ type GatewaySpec struct {
 	// ShutdownTimeout bounds how long in-flight requests may drain on
 	// shutdown. Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout,omitempty" json:"shutdownTimeout,omitempty"`
+	// Wasm configures the Proxy-Wasm runtime that runs WasmPlugins.
+	Wasm WasmRuntime `yaml:"wasm,omitempty" json:"wasm,omitempty"`
+}
+
+// WasmRuntime configures the Proxy-Wasm runtime.
+type WasmRuntime struct {
+	// CacheDir holds compiled modules across restarts (entries unused for
+	// 30 days are pruned at start). Default: the user cache directory
+	// (e.g. ~/.cache/sluice/wasm); "off" disables the on-disk cache.
+	// Relative paths are relative to the config file's directory.
+	CacheDir string `yaml:"cacheDir,omitempty" json:"cacheDir,omitempty"`
+	// PoolSize is the number of instances per plugin. Default
+	// min(GOMAXPROCS, 8).
+	PoolSize int `yaml:"poolSize,omitempty" json:"poolSize,omitempty"`
+	// MemoryLimitMiB caps each instance's linear memory; a guest that needs
+	// more traps and its stream follows the plugin's failStrategy.
+	// Default 1024.
+	MemoryLimitMiB int `yaml:"memoryLimitMiB,omitempty" json:"memoryLimitMiB,omitempty"`
+	// RecycleMemoryMiB replaces an instance whose linear memory grew past
+	// it (it drains while a fresh one serves). Default 512.
+	RecycleMemoryMiB int `yaml:"recycleMemoryMiB,omitempty" json:"recycleMemoryMiB,omitempty"`
+	// Watchdog bounds each guest call; a call running longer kills its
+	// instance. 0 (default) disables it; see docs/RATIONALE.md.
+	Watchdog Duration `yaml:"watchdog,omitempty" json:"watchdog,omitempty"`
 }
 
 // Listener is one address the gateway accepts client traffic on.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,6 +41,8 @@ type Options struct {
 	PoolSize int
 	// LogLevel reports the gateway's log level to plugins (get_log_level).
 	LogLevel func() slog.Level
+	// WasmWatchdog overrides spec.wasm.watchdog (tests).
+	WasmWatchdog time.Duration
 }
 
 // App is one running gateway process. Its methods are safe for concurrent use.
@@ -138,13 +141,34 @@ func (a *App) ready() (bool, []string) {
 
 // loadPlugins starts the Wasm runtime and loads every WasmPlugin.
 func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Options) error {
+	wc := snap.Gateway.Spec.Wasm
 	dir := opts.WasmCacheDir
 	if dir == "" {
+		dir = wc.CacheDir
+	}
+	switch dir {
+	case "off":
+		dir = ""
+	case "":
 		if base, err := os.UserCacheDir(); err == nil {
 			dir = filepath.Join(base, "sluice", "wasm")
 		}
 	}
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: dir, Logger: a.logger})
+	if dir != "" {
+		if n, err := wasmhost.PruneCache(dir, 30*24*time.Hour); err == nil && n > 0 {
+			a.logger.Info("pruned the wasm compilation cache", "dir", dir, "removed", n)
+		}
+	}
+	watchdog := wc.Watchdog.Duration
+	if opts.WasmWatchdog > 0 {
+		watchdog = opts.WasmWatchdog
+	}
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{
+		CacheDir:         dir,
+		MemoryLimitPages: uint32(wc.MemoryLimitMiB) * 16,
+		Watchdog:         watchdog,
+		Logger:           a.logger,
+	})
 	if err != nil {
 		return fmt.Errorf("wasm runtime: %w", err)
 	}
@@ -167,7 +191,12 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 		LogLevel: opts.LogLevel,
 		Logger:   a.logger,
 	}
-	set = plugins.NewManager(plugins.Options{Runtime: rt, Services: svc, PoolSize: opts.PoolSize, Logger: a.logger}).Load(ctx, snap)
+	pool := opts.PoolSize
+	if pool == 0 {
+		pool = wc.PoolSize
+	}
+	set = plugins.NewManager(plugins.Options{Runtime: rt, Services: svc, PoolSize: pool,
+		RecycleMemoryBytes: uint64(wc.RecycleMemoryMiB) << 20, Logger: a.logger}).Load(ctx, snap)
 	a.plugins = set
 	return nil
 }

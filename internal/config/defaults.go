@@ -137,6 +137,15 @@ func gatewayDefaults(g *v1alpha1.GatewaySpec, doc *document) {
 		g.Tracing.ServiceName = defaultServiceName
 	}
 	setDuration(&g.ShutdownTimeout, defaultShutdownTimeout)
+	if d := g.Wasm.CacheDir; d != "" && d != "off" {
+		g.Wasm.CacheDir = absPath(doc, d)
+	}
+	if g.Wasm.MemoryLimitMiB == 0 {
+		g.Wasm.MemoryLimitMiB = 1024
+	}
+	if g.Wasm.RecycleMemoryMiB == 0 {
+		g.Wasm.RecycleMemoryMiB = 512
+	}
 }
 
 func clusterDefaults(c *v1alpha1.ClusterSpec, doc *document) {

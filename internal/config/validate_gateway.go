@@ -19,6 +19,7 @@ import (
 const maxHeaderBytesLimit = 1 << 20
 
 func (s scope) gateway(g *v1alpha1.GatewaySpec) {
+	s.wasmRuntime(&g.Wasm)
 	var bounds []bound
 	names := map[string]int{}
 	for i, l := range g.Listeners {
@@ -117,6 +118,28 @@ func (s scope) gateway(g *v1alpha1.GatewaySpec) {
 	if g.Limits.MaxRequestBodyBytes < -1 {
 		s.err("spec.limits.maxRequestBodyBytes", fmt.Sprintf("%d is not a valid limit", g.Limits.MaxRequestBodyBytes),
 			"use a number of bytes, 0 for the default of 100 MiB, or -1 for no limit")
+	}
+}
+
+// wasmRuntime checks spec.wasm.
+func (s scope) wasmRuntime(w *v1alpha1.WasmRuntime) {
+	if w.PoolSize < 0 || w.PoolSize > 64 {
+		s.err("spec.wasm.poolSize", fmt.Sprintf("poolSize %d is out of range", w.PoolSize), "use 1 to 64, or leave it unset for min(GOMAXPROCS, 8)")
+	}
+	if w.MemoryLimitMiB < 0 || w.MemoryLimitMiB > 4096 {
+		s.err("spec.wasm.memoryLimitMiB", fmt.Sprintf("memoryLimitMiB %d is out of range", w.MemoryLimitMiB), "use 16 to 4096 (Wasm32 memory is at most 4 GiB)")
+	} else if w.MemoryLimitMiB > 0 && w.MemoryLimitMiB < 16 {
+		s.err("spec.wasm.memoryLimitMiB", fmt.Sprintf("memoryLimitMiB %d is too small for a Go plugin", w.MemoryLimitMiB), "use at least 16")
+	}
+	if w.RecycleMemoryMiB < 0 {
+		s.err("spec.wasm.recycleMemoryMiB", "recycleMemoryMiB must not be negative", "")
+	}
+	limit := w.MemoryLimitMiB
+	if limit == 0 {
+		limit = 1024
+	}
+	if w.RecycleMemoryMiB > limit {
+		s.err("spec.wasm.recycleMemoryMiB", fmt.Sprintf("recycleMemoryMiB %d is above the memory limit %d MiB", w.RecycleMemoryMiB, limit), "recycle below the limit, or instances trap before they are recycled")
 	}
 }
 

@@ -134,7 +134,6 @@ type headerMatcher struct {
 	exact   string
 	re      *regexp.Regexp
 	present *bool
-	isExact bool
 }
 
 // HeaderSource gives the router read access to request headers.

@@ -36,8 +36,6 @@ type Stream struct {
 
 	// bufferLimit is the per-direction limit for host-side buffering.
 	bufferLimit [2]int64
-	// status is the response status sent downstream.
-	status int
 	// respStarted is set once response headers went downstream.
 	respStarted bool
 

@@ -42,7 +42,10 @@ type Options struct {
 	Services *wasmhost.Services
 	// PoolSize is the instance count per plugin; 0 means min(GOMAXPROCS, 8).
 	PoolSize int
-	Logger   *slog.Logger
+	// RecycleMemoryBytes recycles instances past this linear memory; 0
+	// means the host default.
+	RecycleMemoryBytes uint64
+	Logger             *slog.Logger
 }
 
 // Manager loads plugin sets. Safe for concurrent use.
@@ -129,6 +132,8 @@ func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
 		FailOpen: spec.FailStrategy == v1alpha1.FailOpen,
 		Env:      vmEnv(spec),
 		PoolSize: m.opts.PoolSize,
+
+		MaxMemoryBytes: m.opts.RecycleMemoryBytes,
 	}
 	p, err := wasmhost.NewPlugin(ctx, m.opts.Runtime, mod, ps, m.opts.Services)
 	if err != nil {

@@ -1,6 +1,8 @@
 package wasmhost
 
 import (
+	"time"
+
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sluicegw/sluice/internal/gateway"
@@ -66,7 +68,9 @@ func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, 
 			return 0, true
 		}
 		full := append([]uint64{uint64(f.id)}, args...)
+		start := time.Now()
 		res, err = in.call(fn, f.id, full...)
+		in.observe(start)
 	}
 	in.callOwner = nil
 	in.mu.Unlock()

@@ -143,11 +143,12 @@ func hcHTTPCall(in *Instance, s []uint64) Status {
 	if !in.writeU32(u32(s[9]), tok) {
 		return StatusInvalidMemoryAccess
 	}
-	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		ctx, cancel = context.WithCancel(context.Background())
 	}
 	in.callouts[tok] = &pendingCallout{root: in.rootOf(), owner: in.effectiveStream(), cancel: cancel}
 	req := (&http.Request{Method: method, URL: u, Header: hdr, Host: authority,
@@ -303,7 +304,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 }
 
 func (in *Instance) observe(start time.Time) {
-	if m := in.plugin.metrics; m != nil {
-		m.observeCall(in.plugin.spec.Name, time.Since(start))
+	if o := in.plugin.callObs; o != nil {
+		o.Observe(time.Since(start).Seconds())
 	}
 }

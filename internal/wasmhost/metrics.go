@@ -4,7 +4,6 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -78,10 +77,6 @@ func (m *Metrics) define(plugin, name string, kind int) *pluginMetric {
 		m.custom[k] = pm
 	}
 	return pm
-}
-
-func (m *Metrics) observeCall(plugin string, d time.Duration) {
-	m.callLatency.WithLabelValues(plugin).Observe(d.Seconds())
 }
 
 var (

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicegw/sluice/internal/cluster"
 	"github.com/sluicegw/sluice/internal/gateway"
 )
@@ -69,6 +71,7 @@ type Plugin struct {
 	pool    *Pool
 	metrics *Metrics
 	redis   RedisClient
+	callObs prometheus.Observer // guest call latency, nil without metrics
 }
 
 var _ gateway.FilterFactory = (*Plugin)(nil)
@@ -91,6 +94,9 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 	}
 	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
 		logger: logger.With("plugin", spec.Name)}
+	if p.metrics != nil {
+		p.callObs = p.metrics.callLatency.WithLabelValues(spec.Name)
+	}
 	if svc.NewRedis != nil {
 		p.redis = svc.NewRedis()
 	}
