@@ -46,7 +46,7 @@ fuzz: ## Fuzz the config decoder for 60s
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/config
 
 .PHONY: bench
-bench: build ## Load benchmarks: stand-in direct vs plain reverse proxy vs sluice (ratios)
+bench: build ## Load benchmarks: stand-in direct, plain reverse proxy, sluice, sluice + 1/5/10 Wasm plugins (ratios)
 	$(GO) run ./bench/cmd/benchrun -sluice $(BIN)
 
 .PHONY: clean

@@ -226,7 +226,10 @@ func (d *driver) requestLocalReply(r localReply) {
 	if d.req != nil {
 		d.req.abandoned = true
 	}
-	if d.resp != nil && !d.resp.sent {
+	if d.resp != nil {
+		// Also once the response went downstream: the reply then resets the
+		// stream, and the data the current callback saw must stop here
+		// (spec/host.md §2.6: the callback's result is forced to "stop").
 		d.resp.abandoned = true
 	}
 	d.reply = &r

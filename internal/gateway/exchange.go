@@ -33,7 +33,7 @@ type exchange struct {
 	upCtx     context.Context
 	upCancel  context.CancelCauseFunc
 	upDone    chan struct{} // closed when the driver stops listening to upEvents
-	upTimer   *time.Timer
+	upTimer   *responseTimer
 	upPending bool // headers went upstream-side, request waits for its first body bytes
 	upBody    *bodyPipe
 	upReq     *http.Request
@@ -304,6 +304,7 @@ func (k requestSink) data(f *flow, p []byte, eos bool) {
 	}
 	if eos {
 		e.upBody.close()
+		e.upTimer.start()
 	}
 }
 
@@ -314,6 +315,9 @@ func (k requestSink) trailers(f *flow, t *Headers) {
 		e.startUpstream(nil, -1)
 	}
 	t.Seal()
+	if e.upTimer != nil {
+		e.upTimer.start()
+	}
 	if e.upBody != nil {
 		e.upBody.closeWithTrailers(append([]HeaderField(nil), t.Fields()...))
 	}
@@ -371,7 +375,11 @@ func (e *exchange) startUpstream(body []byte, length int64) {
 	}
 	ctx, cancel := context.WithCancelCause(st.ctx)
 	e.upCtx, e.upCancel, e.upReq, e.upCluster = ctx, cancel, req.WithContext(ctx), c
-	e.upTimer = time.AfterFunc(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
+	e.upTimer = newResponseTimer(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
+	if length >= 0 {
+		// The whole body is in hand: the request is complete now.
+		e.upTimer.start()
+	}
 	e.out.upStart = time.Now()
 	e.upDone = make(chan struct{})
 	go e.roundTrip(e.upReq, c, st.override, e.upEvents, e.upDone)
@@ -435,7 +443,7 @@ func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override str
 func (e *exchange) onUpstream(ev upEvent) {
 	d, st := e.d, e.s
 	if ev.kind == upHeaders {
-		e.upTimer.Stop()
+		e.upTimer.stop()
 		if ev.ep != nil {
 			st.upstreamHost = ev.ep.Address()
 		}
@@ -518,7 +526,7 @@ func (e *exchange) onUpstream(ev upEvent) {
 func (e *exchange) stopUpstream() {
 	if e.upCancel != nil {
 		e.upCancel(context.Canceled)
-		e.upTimer.Stop()
+		e.upTimer.stop()
 	}
 	if e.upDone != nil {
 		close(e.upDone)

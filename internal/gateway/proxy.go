@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -184,18 +185,6 @@ func (s *Server) replyDirect(w http.ResponseWriter, st *Stream, lr localReply) o
 	return outcome{status: lr.status, bytesOut: int64(n)}
 }
 
-// countingBody counts request bytes read by the transport.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // proxyDirect is the no-filter path: one streaming copy each way.
 func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http.Request, st *Stream, gen *Generation) outcome {
 	if st.route == nil {
@@ -209,14 +198,13 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 		upCtx, stop = context.WithTimeoutCause(upCtx, gen.reqTO, errRequestTimeout)
 		defer stop()
 	}
-	timer := time.AfterFunc(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
+	timer := newResponseTimer(st.route.Timeout(c), func() { cancel(errUpstreamTimeout) })
 	out := r.WithContext(upCtx)
 	out.RequestURI = ""
 	out.Close = false // the client's Connection: close is hop-by-hop
 	pathQuery := st.route.rewritePath(r.URL.RequestURI())
 	u, err := url.ParseRequestURI(pathQuery)
 	if err != nil {
-		timer.Stop()
 		return s.replyDirect(w, st, gatewayReply(http.StatusBadRequest, "invalid_path", "the request path is not valid"))
 	}
 	out.URL = u
@@ -224,18 +212,19 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 		out.Host = rw.Host
 	}
 	var body *countingBody
-	if r.ContentLength == 0 && r.Body == http.NoBody {
+	if (r.ContentLength == 0 && r.Body == http.NoBody) || r.Body == nil {
 		out.Body = nil
-	} else if r.Body != nil {
-		body = &countingBody{ReadCloser: r.Body}
+		timer.start()
+	} else {
+		body = &countingBody{ReadCloser: r.Body, length: r.ContentLength, onEnd: timer.start}
 		out.Body = body
 	}
 	var o outcome
 	o.upStart = time.Now()
 	resp, ep, err := c.RoundTrip(out, st.override)
-	timer.Stop()
+	timer.stop()
 	if body != nil {
-		o.bytesIn = body.n
+		o.bytesIn = body.n.Load()
 	}
 	if ep != nil {
 		st.upstreamHost = ep.Address()
@@ -298,6 +287,9 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 				return o
 			}
 			st.details = DetailsUpstreamResetLate
+			if errors.Is(context.Cause(upCtx), errRequestTimeout) {
+				st.details = DetailsRequestTimeout
+			}
 			if m := s.opts.Metrics; m != nil {
 				_, _, kind := classifyUpstreamError(upCtx, rerr)
 				m.UpstreamError(c.Name(), kind)
@@ -311,7 +303,7 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 		dst[http.TrailerPrefix+k] = vs
 	}
 	if body != nil {
-		o.bytesIn = body.n
+		o.bytesIn = body.n.Load()
 	}
 	return o
 }
