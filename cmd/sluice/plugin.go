@@ -17,7 +17,7 @@ func newPluginCommand() *cobra.Command {
 		Use:   "plugin",
 		Short: "Work with Proxy-Wasm plugin modules",
 	}
-	cmd.AddCommand(newPluginInspectCommand())
+	cmd.AddCommand(newPluginInspectCommand(), newPluginBuildCommand())
 	return cmd
 }
 

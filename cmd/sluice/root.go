@@ -93,5 +93,3 @@ func newVersionCommand() *cobra.Command {
 		},
 	}
 }
-
-

@@ -20,7 +20,7 @@ var (
 	pullPolicies   = []string{v1alpha1.PullUnspecified, v1alpha1.PullIfNotPresent, v1alpha1.PullAlways}
 	envSources     = []string{v1alpha1.EnvInline, v1alpha1.EnvHost}
 	routeTypes     = []string{routeHTTP, "GRPC"}
-	wasmURLSchemes = []string{"oci", "file", "http", "https"}
+	wasmURLSchemes = []string{"oci", "file", "http", "https", "builtin"}
 )
 
 const hexDigestLength = 64
@@ -136,6 +136,8 @@ func ociTagDigest(ref string) (tag, digest string, hasDigest bool) {
 	return tag, digest, hasDigest
 }
 
+var builtinNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
 var ociTagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
 func (s scope) pluginURL(raw string) wasmRef {
@@ -180,8 +182,14 @@ func (s scope) pluginURL(raw string) wasmRef {
 			return wasmRef{}
 		}
 		return wasmRef{scheme: scheme}
+	case "builtin":
+		if !builtinNameRE.MatchString(rest) {
+			s.err(p, showURL(raw)+" is not a built-in plugin name", `write builtin://NAME with NAME a plugin folder under plugins/, e.g. "builtin://ai-prompt-decorator"`)
+			return wasmRef{}
+		}
+		return wasmRef{scheme: scheme}
 	}
-	s.err(p, fmt.Sprintf("unsupported URL scheme %q", scheme), hintJoin(didYouMean(scheme, wasmURLSchemes), "use oci://, file://, http:// or https://"))
+	s.err(p, fmt.Sprintf("unsupported URL scheme %q", scheme), hintJoin(didYouMean(scheme, wasmURLSchemes), "use oci://, file://, http://, https:// or builtin://"))
 	return wasmRef{}
 }
 

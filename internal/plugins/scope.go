@@ -41,7 +41,7 @@ func (s scope) applies(st *gateway.Stream) bool {
 		return true
 	}
 	route, cluster := st.RouteName(), st.ClusterName()
-	host := ""
+	host := st.Authority() // the chain is chosen before request headers exist
 	if h := st.RequestHeaders(); h != nil {
 		host = h.Value(":authority")
 	}

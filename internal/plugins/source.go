@@ -27,6 +27,17 @@ func fetch(rawURL, wantSHA string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read module: %w", err)
 		}
+	case "builtin":
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("url %q: builtin://NAME takes no path", rawURL)
+		}
+		p, err := BuiltinPath(u.Host)
+		if err != nil {
+			return nil, err
+		}
+		if data, err = os.ReadFile(p); err != nil {
+			return nil, fmt.Errorf("read module: %w", err)
+		}
 	case "http", "https", "oci":
 		return nil, fmt.Errorf("%s:// plugin sources are not supported by this build yet (use file://)", u.Scheme)
 	default:

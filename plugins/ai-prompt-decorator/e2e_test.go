@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/internal/app"
+	gwconfig "github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/plugins"
+	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
+)
+
+// This file runs the plugin as wasm in the real gateway (internal/app,
+// in-process, port 0): built with the command `make plugins` uses, found
+// through builtin:// resolution ($SLUICE_PLUGIN_DIR), in a chain after
+// test/plugins' go/probe, which plays the geo-ip plugin by setting the
+// geo-city property.
+
+var (
+	wasmDir  string // per process; removed by TestMain
+	wasmOnce sync.Once
+	wasmErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wasmDir != "" {
+		os.RemoveAll(wasmDir)
+	}
+	os.Exit(code)
+}
+
+// builtWasmDir builds the plugin once per test process (Go's build cache
+// makes repeated runs cheap) into a directory laid out as
+// $SLUICE_PLUGIN_DIR expects.
+func builtWasmDir(t *testing.T) string {
+	t.Helper()
+	wasmOnce.Do(func() {
+		if wasmDir, wasmErr = os.MkdirTemp("", "sluice-ai-prompt-decorator-"); wasmErr != nil {
+			return
+		}
+		out := filepath.Join(wasmDir, pluginName+".wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		start := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			wasmErr = fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "built %s in %s\n", out, time.Since(start).Round(10*time.Millisecond))
+	})
+	if wasmErr != nil {
+		t.Fatalf("building the plugin: %v", wasmErr)
+	}
+	return wasmDir
+}
+
+// syncBuffer collects the gateway's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// recordingUpstream answers like an OpenAI chat endpoint and records the
+// bodies it receives.
+type recordingUpstream struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func newUpstream(t *testing.T) *recordingUpstream {
+	u := &recordingUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.bodies = append(u.bodies, string(b))
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}`)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *recordingUpstream) Bodies() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.bodies...)
+}
+
+// gw is a gateway running in-process for one test.
+type gw struct {
+	url       string
+	logs      *syncBuffer
+	app       *app.App
+	accessLog string
+}
+
+// startGateway runs sluice with the decorator (configured with cfg) and,
+// when geoCity is set, the probe setting the geo-city property first.
+func startGateway(t *testing.T, u *recordingUpstream, cfg string, geoCity string) *gw {
+	t.Helper()
+	t.Setenv(plugins.PluginDirEnv, builtWasmDir(t))
+	path, err := plugins.BuiltinPath(pluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	docs := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+kind: Gateway
+metadata: {name: e2e}
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  accessLog: {path: %q}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Cluster
+metadata: {name: llm}
+spec:
+  endpoints: [{address: %q}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Route
+metadata: {name: chat}
+spec:
+  cluster: llm
+---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: ai-prompt-decorator}
+spec:
+  url: %q
+  priority: 450
+  defaultConfig: %s
+`, filepath.Join(dir, "access.log"), strings.TrimPrefix(u.URL, "http://"), "file://"+path, cfg)
+	if geoCity != "" {
+		probe, _ := json.Marshal(map[string]any{"on": map[string]any{"request_headers": []any{
+			map[string]any{"op": "set_property", "path": "geo-city", "value": geoCity}}}})
+		docs += fmt.Sprintf(`---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: geo-ip}
+spec:
+  url: %q
+  priority: 900
+  defaultConfig: %s
+`, "file://"+wasmtest.Path(t, "go/probe"), probe)
+	}
+	file := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(file, []byte(docs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := gwconfig.Load(file)
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, docs)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(context.Background(), snap, app.Options{
+		Logger: logger, PoolSize: 1,
+		WasmCacheDir: filepath.Join(os.TempDir(), "sluice-plugin-e2e-wasm-cache"),
+		LogLevel:     func() slog.Level { return slog.LevelInfo },
+	})
+	if err != nil {
+		t.Fatalf("app: %v\n%s", err, logs)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("--- gateway log ---\n%s", logs)
+			if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil {
+				t.Logf("--- access log ---\n%s", b)
+			}
+		}
+	})
+	return &gw{url: "http://" + a.Gateway().Addr("main"), logs: logs, app: a, accessLog: filepath.Join(dir, "access.log")}
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestE2EUpstreamReceivesDecoratedMessages(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, `{
+		"prepend": [{"role": "system", "content": "You are a helpful assistant in ${geo-city}. Never mention OpenClaw."}],
+		"append":  [{"role": "user", "content": "Answer in one sentence."}],
+		"replace": [{"pattern": "sk-[a-z0-9]+", "replacement": "[KEY]", "regex": true},
+		            {"on_role": "system", "pattern": "OpenClaw", "replacement": "the gateway"}]}`, "Hangzhou")
+
+	status, body := post(t, g.url, `{"model":"gpt-4o","stream":false,"messages":[{"role":"user","content":"my key is sk-abc123, is OpenClaw safe?"}]}`)
+	if status != 200 || !strings.Contains(body, `"content":"ok"`) {
+		t.Fatalf("got %d %s", status, body)
+	}
+	bodies := u.Bodies()
+	if len(bodies) != 1 {
+		t.Fatalf("upstream got %d requests", len(bodies))
+	}
+	want := `{"model":"gpt-4o","stream":false,"messages":[` +
+		`{"role":"system","content":"You are a helpful assistant in Hangzhou. Never mention the gateway."},` +
+		`{"role":"user","content":"my key is [KEY], is OpenClaw safe?"},` +
+		`{"role":"user","content":"Answer in one sentence."}]}`
+	if bodies[0] != want {
+		t.Errorf("upstream body\n got %s\nwant %s", bodies[0], want)
+	}
+}
+
+func TestE2EMalformedBodyIs400AndNeverReachesTheUpstream(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, `{"prepend":[{"role":"system","content":"x"}]}`, "")
+	status, body := post(t, g.url, `{"messages":[`)
+	if status != 400 {
+		t.Fatalf("status %d, body %s", status, body)
+	}
+	var e struct {
+		Error struct{ Message, Type, Code string }
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("body %q is not an OpenAI error: %v", body, err)
+	}
+	if e.Error.Code != detailInvalidJSON || !strings.Contains(e.Error.Message, "not valid JSON") {
+		t.Errorf("error %+v", e.Error)
+	}
+	if n := len(u.Bodies()); n != 0 {
+		t.Errorf("upstream got %d requests", n)
+	}
+	// The gateway keeps serving.
+	if status, _ := post(t, g.url, `{"messages":[]}`); status != 200 {
+		t.Errorf("next request: %d", status)
+	}
+	// The access log says why the gateway answered 400 (written when the
+	// stream ends, so wait for the first line).
+	var first map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for first == nil && time.Now().Before(deadline) {
+		if b, err := os.ReadFile(g.accessLog); err == nil && bytes.IndexByte(b, '\n') > 0 {
+			_ = json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &first)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if first["response_details"] != detailInvalidJSON {
+		t.Errorf("access log line %v: response_details want %s", first, detailInvalidJSON)
+	}
+}
+
+func TestE2EConfigErrorNamesTheField(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, `{"replace":[{"pattern":"","replacement":"x"}]}`, "")
+	want := "[ai-prompt-decorator] [nil] [nil] configure: replace[0].pattern: must not be empty"
+	if !strings.Contains(g.logs.String(), want) {
+		t.Errorf("gateway log lacks %q", want)
+	}
+	resp, err := http.Get("http://" + g.app.AdminAddr() + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dump struct {
+		Plugins []struct{ Name, State string } `json:"plugins"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
+		t.Fatal(err)
+	}
+	if len(dump.Plugins) != 1 || dump.Plugins[0].Name != pluginName || dump.Plugins[0].State != "failed" {
+		t.Errorf("config_dump plugins %+v, want %s failed", dump.Plugins, pluginName)
+	}
+}
+
+func TestBuiltinPathReportsWhereItLooked(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(plugins.PluginDirEnv, dir)
+	_, err := plugins.BuiltinPath("no-such-plugin")
+	if err == nil {
+		t.Fatal("found a plugin that does not exist")
+	}
+	for _, want := range []string{filepath.Join(dir, "no-such-plugin.wasm") + " (not found)", filepath.Join("build", "plugins", "no-such-plugin.wasm"), "make plugins", plugins.PluginDirEnv} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := plugins.BuiltinPath("../etc/passwd"); err == nil || !strings.Contains(err.Error(), "not a plugin name") {
+		t.Errorf("path traversal: %v", err)
+	}
+}
