@@ -83,13 +83,9 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 	}
 	a.traceEnd = end
 	gopts := gateway.Options{Logger: opts.Logger, Metrics: a.metrics, AccessLog: a.access, Chain: opts.Chain}
-	if opts.Chain == nil && len(snap.WasmPlugins) > 0 {
-		if err := a.loadPlugins(ctx, snap, opts); err != nil {
-			_ = a.access.Close()
-			_ = end(ctx)
-			return nil, err
-		}
-		gopts.Chain = a.plugins.Chain
+	wasm := opts.Chain == nil && len(snap.WasmPlugins) > 0
+	if wasm {
+		gopts.Chain = func(st *gateway.Stream) []gateway.FilterFactory { return a.plugins.Chain(st) }
 	}
 	if spec.Tracing.Enabled {
 		gopts.Tracer = tp.Tracer("github.com/sluicegw/sluice")
@@ -99,6 +95,16 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 		_ = a.access.Close()
 		_ = end(ctx)
 		return nil, err
+	}
+	// Plugins load after the gateway exists: their configure may already
+	// resolve clusters (proxy_redis_init, proxy_http_call), which live in
+	// the gateway's generation.
+	if wasm {
+		if err := a.loadPlugins(ctx, snap, opts); err != nil {
+			_ = a.access.Close()
+			_ = end(ctx)
+			return nil, err
+		}
 	}
 	if !spec.Admin.Disabled {
 		a.admin = admin.New(admin.Options{
@@ -167,6 +173,7 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 		CacheDir:         dir,
 		MemoryLimitPages: uint32(wc.MemoryLimitMiB) * 16,
 		Watchdog:         watchdog,
+		NoLoopGuard:      wc.LoopGuard != nil && !*wc.LoopGuard,
 		Logger:           a.logger,
 	})
 	if err != nil {
@@ -198,6 +205,7 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 	set = plugins.NewManager(plugins.Options{Runtime: rt, Services: svc, PoolSize: pool,
 		RecycleMemoryBytes: uint64(wc.RecycleMemoryMiB) << 20, Logger: a.logger}).Load(ctx, snap)
 	a.plugins = set
+	a.registry.MustRegister(pluginReadyCollector(set.Statuses))
 	return nil
 }
 

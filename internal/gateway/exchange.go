@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/internal/cluster"
@@ -41,6 +42,10 @@ type exchange struct {
 
 	out      outcome
 	finished bool
+	// streamResp is set for upstream responses of unknown length or SSE:
+	// they are flushed chunk by chunk; others go out in as few writes as
+	// the codec likes.
+	streamResp bool
 }
 
 type bodyEvent struct {
@@ -467,6 +472,7 @@ func (e *exchange) onUpstream(ev upEvent) {
 		removeHopHeaders(resp.Header)
 		h := responseToHeaders(resp.StatusCode, resp.Header)
 		st.respHeaders = h
+		e.streamResp = resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 		eos := resp.Body == http.NoBody || (resp.ContentLength == 0 && len(resp.Trailer) == 0)
 		d.resp = newFlow(Response, d.enteredReverse(), h, eos)
 		d.runHeaders(d.resp, 0)
@@ -566,7 +572,9 @@ func (k responseSink) headers(f *flow) {
 		e.finished = true
 		return
 	}
-	_ = e.rc.Flush()
+	if e.streamResp {
+		_ = e.rc.Flush()
+	}
 }
 
 func (k responseSink) data(f *flow, p []byte, eos bool) {
@@ -581,7 +589,9 @@ func (k responseSink) data(f *flow, p []byte, eos bool) {
 			e.d.abort(DetailsDownstreamGone)
 			return
 		}
-		_ = e.rc.Flush()
+		if e.streamResp && !eos {
+			_ = e.rc.Flush()
+		}
 	}
 	if eos {
 		e.finished = true

@@ -82,7 +82,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, listener, scheme 
 	}
 	st := &Stream{
 		ctx: ctx, id: id, start: start, listener: listener, scheme: scheme,
-		protocol: protoName(r), client: r.RemoteAddr, routeRecheck: true,
+		protocol: protoName(r), client: r.RemoteAddr, routeRecheck: true, authority: r.Host,
 	}
 	if r.TLS != nil {
 		st.serverSNI = r.TLS.ServerName

@@ -21,6 +21,7 @@ type Stream struct {
 	protocol  string
 	client    string
 	serverSNI string
+	authority string // the request's host as received
 
 	route        *Route
 	cluster      *cluster.Cluster
@@ -98,6 +99,10 @@ func (s *Stream) UpstreamHost() string { return s.upstreamHost }
 // ResponseDetails is "via_upstream" for upstream responses, or the details
 // of a local reply.
 func (s *Stream) ResponseDetails() string { return s.details }
+
+// Authority is the request's :authority as the client sent it; unlike
+// RequestHeaders it is set before the filter chain is chosen.
+func (s *Stream) Authority() string { return s.authority }
 
 // RequestHeaders is the request header map (nil before it exists).
 func (s *Stream) RequestHeaders() *Headers { return s.reqHeaders }

@@ -21,6 +21,11 @@ import (
 // benchGateway starts the whole gateway in-process in front of a fixed
 // upstream, with the given test plugins, and returns its URL.
 func benchGateway(b *testing.B, plugins ...string) string {
+	return benchGatewayWith(b, "", plugins...)
+}
+
+// benchGatewayWith is benchGateway with extra spec.wasm settings.
+func benchGatewayWith(b *testing.B, wasm string, plugins ...string) string {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -36,6 +41,7 @@ spec:
   listeners: [{name: main, address: "127.0.0.1:0"}]
   admin: {disabled: true}
   accessLog: {path: "off"}
+  wasm: {%s}
 ---
 apiVersion: sluice.dev/v1alpha1
 kind: Cluster
@@ -48,7 +54,7 @@ kind: Route
 metadata: {name: all}
 spec:
   cluster: up
-`, strings.TrimPrefix(up.URL, "http://"))
+`, wasm, strings.TrimPrefix(up.URL, "http://"))
 	for i, p := range plugins {
 		fmt.Fprintf(&yaml, `---
 apiVersion: extensions.higress.io/v1alpha1
@@ -93,9 +99,14 @@ func BenchmarkRequest(b *testing.B) {
 		{"noop", []string{"go/noop"}},
 		{"bodyrewrite", []string{"go/bodyrewrite"}},
 		{"noop-x5", []string{"go/noop", "go/noop", "go/noop", "go/noop", "go/noop"}},
+		{"noop-no-loop-guard", []string{"go/noop"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			url := benchGateway(b, tc.plugins...)
+			wasm := ""
+			if strings.HasSuffix(tc.name, "no-loop-guard") {
+				wasm = "loopGuard: false"
+			}
+			url := benchGatewayWith(b, wasm, tc.plugins...)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			do := func() {
 				resp, err := client.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))

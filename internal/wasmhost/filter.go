@@ -99,6 +99,24 @@ func (f *Filter) fail(phase string, err error) {
 	f.h.SendLocalReply(503, body, []gateway.HeaderField{{Name: "content-type", Value: "application/json"}}, "wasm_fail_stream")
 }
 
+// failWaiting applies the fail strategy to a stream whose instance died
+// while the stream waited for it (a callout callback that would have
+// resumed it): fail-close answers 503, fail-open skips the plugin from now
+// on and releases what it held. Runs on the stream's driver goroutine.
+func (f *Filter) failWaiting(phase string, err error) {
+	if f.gone || f.failed {
+		return
+	}
+	if err == nil {
+		err = errInstanceDead
+	}
+	f.fail(phase, err)
+	if f.p.spec.FailOpen {
+		f.h.Continue(gateway.Request)
+		f.h.Continue(gateway.Response)
+	}
+}
+
 func (f *Filter) headersAction(v uint32) gateway.HeadersAction {
 	switch v {
 	case 0, 2:

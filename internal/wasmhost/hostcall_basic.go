@@ -128,6 +128,12 @@ func (in *Instance) setTick(gc *guestContext, period time.Duration) {
 			case <-t.C:
 			}
 			in.mu.Lock()
+			select {
+			case <-stop: // period changed (or 0) while waiting for mu
+				in.mu.Unlock()
+				return
+			default:
+			}
 			if in.dead.Load() || in.closed.Load() || rs.deleted {
 				in.mu.Unlock()
 				return

@@ -58,25 +58,31 @@ func (in *Instance) complete(tok uint32, run func(root uint32)) {
 
 func (in *Instance) runCompletion(tok uint32, owner *Filter, run func(root uint32)) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	pc, ok := in.callouts[tok]
-	if !ok || in.dead.Load() || in.closed.Load() {
+	if !ok || in.closed.Load() {
+		in.mu.Unlock()
 		return
 	}
 	delete(in.callouts, tok)
 	if pc.cancel != nil {
 		pc.cancel()
 	}
-	gc := in.contexts[pc.root]
-	if gc == nil || gc.rs == nil || gc.rs.deleted {
-		return
-	}
 	if owner != nil && (owner.gone || owner.in != in) {
 		owner = nil
 	}
-	in.callOwner = owner
-	run(pc.root)
-	in.callOwner = nil
+	gc := in.contexts[pc.root]
+	if !in.dead.Load() && gc != nil && gc.rs != nil && !gc.rs.deleted {
+		in.callOwner = owner
+		run(pc.root)
+		in.callOwner = nil
+	}
+	dead, err := in.dead.Load(), in.deathErr
+	in.mu.Unlock()
+	if dead && owner != nil {
+		// The stream may be paused on this callout: the instance that
+		// would resume it is gone (dead before, or crashed in the callback).
+		owner.failWaiting("callout_response", err)
+	}
 }
 
 // proxy_http_call(cluster_ptr, cluster_len, hdrs_ptr, hdrs_len, body_ptr,

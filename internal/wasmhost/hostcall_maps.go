@@ -15,10 +15,14 @@ func (in *Instance) headerMap(t uint32) (*gateway.Headers, Status) {
 		if in.callResp == nil {
 			return nil, StatusNotFound
 		}
+		h := in.callResp.trailers
 		if t == mapHTTPCallHeaders {
-			return in.callResp.headers, StatusOK
+			h = in.callResp.headers
 		}
-		return in.callResp.trailers, StatusOK
+		if h == nil { // a reset (no headers) or a response without trailers
+			return nil, StatusNotFound
+		}
+		return h, StatusOK
 	case mapRequestHeaders, mapRequestTrailers, mapResponseHeaders, mapResponseTrailers:
 	default:
 		return nil, StatusBadArgument
@@ -40,7 +44,13 @@ func (in *Instance) headerMap(t uint32) (*gateway.Headers, Status) {
 		h = st.ResponseTrailers()
 	}
 	if h == nil {
-		return nil, StatusNotFound
+		// Not available now (response headers during the request, trailers
+		// that did not come): Envoy answers BAD_ARGUMENT, except in the
+		// access-log phase where absent maps read as NOT_FOUND.
+		if f.phase == "log" {
+			return nil, StatusNotFound
+		}
+		return nil, StatusBadArgument
 	}
 	return h, StatusOK
 }

@@ -23,7 +23,7 @@ func (in *Instance) property(path string) ([]byte, bool) {
 	case "plugin_vm_id":
 		return nil, true
 	case "plugin_vm_memory":
-		return le64(in.MemoryBytes()), true
+		return le64(uint64(in.mem.Size())), true // inside a guest call: the live size
 	}
 	f := in.effectiveStream()
 	if f == nil {

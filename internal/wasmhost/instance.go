@@ -68,6 +68,9 @@ type Instance struct {
 	needRebuild atomic.Bool
 	streams     atomic.Int64 // streams pinned here
 	closed      atomic.Bool
+	// memBytes is the linear memory size after the last guest call, for
+	// readers that do not hold mu (the guest may grow memory meanwhile).
+	memBytes atomic.Uint64
 
 	mu        sync.Mutex
 	stack     []uint64
@@ -120,6 +123,9 @@ func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
 	}
 	in.mod = mod
 	in.mem = mod.Memory()
+	if in.mem != nil {
+		in.memBytes.Store(uint64(in.mem.Size()))
+	}
 	get := func(name string) api.Function { return mod.ExportedFunction(name) }
 	in.fnAlloc = get(p.module.allocator)
 	in.fnContextCreate = get("proxy_on_context_create")
@@ -188,9 +194,15 @@ func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64,
 	if cancel != nil {
 		cancel()
 	}
+	if in.mem != nil {
+		in.memBytes.Store(uint64(in.mem.Size()))
+	}
 	in.inCall = false
 	in.current, in.effective = 0, 0
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("watchdog: guest call ran longer than %s: %w", in.plugin.rt.opts.Watchdog, err)
+		}
 		in.markDead(err)
 		return 0, err
 	}
@@ -349,10 +361,6 @@ func (in *Instance) close(ctx context.Context) {
 	_ = in.mod.Close(ctx)
 }
 
-// MemoryBytes is the instance's current linear memory size.
-func (in *Instance) MemoryBytes() uint64 {
-	if in.mem == nil {
-		return 0
-	}
-	return uint64(in.mem.Size())
-}
+// MemoryBytes is the instance's linear memory size after its last guest
+// call. Safe without holding mu.
+func (in *Instance) MemoryBytes() uint64 { return in.memBytes.Load() }

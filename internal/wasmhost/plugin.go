@@ -203,6 +203,7 @@ func (p *Plugin) onInstanceDeath(in *Instance, err error) {
 	if p.metrics != nil {
 		p.metrics.crashes.WithLabelValues(p.spec.Name).Inc()
 	}
+	p.pool.report() // the dead instance no longer counts as live
 	p.pool.replaceLater(in)
 }
 

@@ -22,10 +22,19 @@ type Pool struct {
 	closed   bool
 	rr       uint32
 	backoff  time.Duration
+	reported int // live instances last added to the instances gauge
+
+	// bg counts recycle and replacement goroutines; close waits for them so
+	// that none instantiates into a runtime being closed. stop ends their
+	// back-off sleeps.
+	bg       sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 func newPool(p *Plugin, size int) *Pool {
-	return &Pool{p: p, size: size, slots: make([]*Instance, size), draining: map[*Instance]bool{}, backoff: time.Second}
+	return &Pool{p: p, size: size, slots: make([]*Instance, size), draining: map[*Instance]bool{}, backoff: time.Second,
+		stop: make(chan struct{})}
 }
 
 // fill creates every instance; the first one is the canary.
@@ -78,19 +87,25 @@ func (pl *Pool) acquire() *Instance {
 	pl.rr++
 	a := pl.slots[int(pl.rr)%n]
 	b := pl.slots[int(pl.rr*7+3)%n]
+	// A draining instance (being recycled, still in its slot until the
+	// replacement is up) takes new streams only when nothing else can.
+	usable := func(in *Instance) bool { return in != nil && !in.dead.Load() }
+	fresh := func(in *Instance) bool { return usable(in) && !pl.draining[in] }
 	pick := a
-	if pick == nil || pick.dead.Load() || (b != nil && !b.dead.Load() && b.streams.Load() < pick.streams.Load()) {
+	if !fresh(pick) || (fresh(b) && b.streams.Load() < pick.streams.Load()) {
 		pick = b
 	}
-	if pick == nil || pick.dead.Load() {
-		for _, in := range pl.slots {
-			if in != nil && !in.dead.Load() {
-				pick = in
-				break
-			}
+	for _, in := range pl.slots {
+		if !fresh(pick) && fresh(in) {
+			pick = in
 		}
 	}
-	if pick == nil || pick.dead.Load() {
+	for _, in := range pl.slots {
+		if !usable(pick) && usable(in) {
+			pick = in
+		}
+	}
+	if !usable(pick) {
 		return nil
 	}
 	pick.streams.Add(1)
@@ -100,17 +115,29 @@ func (pl *Pool) acquire() *Instance {
 // release unpins a stream, closing a draining instance when it empties and
 // recycling an instance that asked for it or grew too large.
 func (pl *Pool) release(in *Instance) {
-	left := in.streams.Add(-1)
+	in.streams.Add(-1)
 	pl.mu.Lock()
 	draining := pl.draining[in]
+	// acquire pins streams only to instances in a slot (under mu), so once
+	// an instance has left its slot an idle count read under mu is final.
+	// A draining instance keeps its slot until its replacement is up, and
+	// may get new streams until then.
+	inSlot := false
+	for _, s := range pl.slots {
+		inSlot = inSlot || s == in
+	}
+	gone := !inSlot && in.streams.Load() == 0
 	pl.mu.Unlock()
 	if draining {
-		if left == 0 {
+		if gone {
 			pl.retire(in)
 		}
 		return
 	}
 	if in.dead.Load() {
+		if gone { // replaced while this stream was still pinned to it
+			in.close(context.Background())
+		}
 		return
 	}
 	if in.needRebuild.Load() || in.MemoryBytes() > pl.p.spec.MaxMemoryBytes {
@@ -137,8 +164,10 @@ func (pl *Pool) recycle(in *Instance) {
 		return
 	}
 	pl.draining[in] = true
+	pl.bg.Add(1)
 	pl.mu.Unlock()
 	go func() {
+		defer pl.bg.Done()
 		fresh, err := pl.spawn(context.Background())
 		pl.mu.Lock()
 		if err != nil || pl.closed {
@@ -176,8 +205,26 @@ func (pl *Pool) retire(in *Instance) {
 
 // replaceLater swaps a dead instance for a fresh one after the back-off.
 func (pl *Pool) replaceLater(dead *Instance) {
+	pl.mu.Lock()
+	if pl.closed {
+		pl.mu.Unlock()
+		return
+	}
+	pl.bg.Add(1)
+	pl.mu.Unlock()
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-time.After(d):
+			return true
+		case <-pl.stop:
+			return false
+		}
+	}
 	go func() {
-		time.Sleep(pl.backoff)
+		defer pl.bg.Done()
+		if !sleep(pl.backoff) {
+			return
+		}
 		for attempt := 0; ; attempt++ {
 			pl.mu.Lock()
 			closed := pl.closed
@@ -208,7 +255,9 @@ func (pl *Pool) replaceLater(dead *Instance) {
 				return
 			}
 			pl.p.logger.Error("plugin instance replacement failed", "error", err, "attempt", attempt+1)
-			time.Sleep(min(pl.backoff*time.Duration(1<<min(attempt, 5)), 30*time.Second))
+			if !sleep(min(pl.backoff*time.Duration(1<<min(attempt, 5)), 30*time.Second)) {
+				return
+			}
 		}
 	}()
 }
@@ -236,6 +285,10 @@ func (pl *Pool) setConfig(cfg []byte) {
 func (pl *Pool) close(ctx context.Context) {
 	pl.mu.Lock()
 	pl.closed = true
+	pl.mu.Unlock()
+	pl.stopOnce.Do(func() { close(pl.stop) })
+	pl.bg.Wait() // a recycle may have put a fresh instance in a slot meanwhile
+	pl.mu.Lock()
 	all := append([]*Instance(nil), pl.slots...)
 	for in := range pl.draining {
 		all = append(all, in)
@@ -265,8 +318,21 @@ func (pl *Pool) report() {
 	if pl.p.metrics == nil {
 		return
 	}
-	live, _ := pl.stats()
-	pl.p.metrics.instances.WithLabelValues(pl.p.spec.Name).Set(float64(live))
+	// Add the change rather than Set: during a code update an old and a new
+	// pool of the same plugin name are live at once and the gauge is their sum.
+	pl.mu.Lock()
+	live := 0
+	for _, in := range pl.slots {
+		if in != nil && !in.dead.Load() && !in.closed.Load() {
+			live++
+		}
+	}
+	d := live - pl.reported
+	pl.reported = live
+	pl.mu.Unlock()
+	if d != 0 {
+		pl.p.metrics.instances.WithLabelValues(pl.p.spec.Name).Add(float64(d))
+	}
 }
 
 // drain stops pinning new streams, waits until every pinned stream is gone

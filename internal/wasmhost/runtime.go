@@ -26,9 +26,15 @@ type RuntimeOptions struct {
 	MemoryLimitPages uint32
 	// Watchdog, when > 0, bounds every guest call; a call that runs longer
 	// kills its instance (treated as a crash). Off by default: see
-	// docs/RATIONALE.md.
+	// docs/RATIONALE.md. Without it a looping guest keeps its instance
+	// (and its pinned streams) but never stalls the rest of the process.
 	Watchdog time.Duration
-	Logger   *slog.Logger
+	// NoLoopGuard drops the preemption checks wazero compiles into guest
+	// loops (see docs/RATIONALE.md). Faster guest calls, but a guest stuck
+	// in a loop then freezes the whole process at the next garbage
+	// collection. Only for fully trusted plugins; incompatible with Watchdog.
+	NoLoopGuard bool
+	Logger      *slog.Logger
 }
 
 // Runtime is one wazero runtime with the Proxy-Wasm host modules
@@ -52,10 +58,12 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	if opts.MemoryLimitPages == 0 {
 		opts.MemoryLimitPages = 16384
 	}
-	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(opts.MemoryLimitPages)
-	if opts.Watchdog > 0 {
-		cfg = cfg.WithCloseOnContextDone(true)
-	}
+	// CloseOnContextDone is on even without a watchdog: the checks it
+	// compiles into loops are the only points where Go can preempt a
+	// goroutine running guest code. Without them one guest stuck in a loop
+	// blocks every garbage collection's stop-the-world, and with it the
+	// whole process. The deadline itself is applied only with a watchdog.
+	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(opts.MemoryLimitPages).WithCloseOnContextDone(!opts.NoLoopGuard || opts.Watchdog > 0)
 	rt := &Runtime{opts: opts, logger: opts.Logger, compiled: map[string]*Module{}}
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {

@@ -84,7 +84,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 	if base64Format {
 		per = base64.StdEncoding.EncodedLen(4*dims) + 64
 	}
-	out := make([]byte, 0, 128+len(inputs)*per)
+	out := make([]byte, 0, min(128+len(inputs)*per, 4<<20))
 	out = append(out, `{"object":"list","data":[`...)
 	tokens := 0
 	for i, in := range inputs {

@@ -1,0 +1,58 @@
+package wasmhost
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
+)
+
+// BenchmarkStreamLifecycle measures the guest calls one stream costs a
+// header-only plugin (context create, request headers, response headers,
+// log, done, delete), without HTTP, with and without the loop guard.
+func BenchmarkStreamLifecycle(b *testing.B) {
+	wasm := wasmtest.Plugin(b, "go/noop")
+	for _, tc := range []struct {
+		name    string
+		noGuard bool
+	}{{"loop-guard", false}, {"no-loop-guard", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			rt, err := NewRuntime(ctx, RuntimeOptions{NoLoopGuard: tc.noGuard, CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache-"+tc.name)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			m, err := rt.Compile(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "cost", Config: []byte("{}"), PoolSize: 1}, svc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(ctx)
+			in := p.pool.live()[0]
+			b.ReportAllocs()
+			for b.Loop() {
+				in.mu.Lock()
+				id := in.newContextID()
+				root := in.root
+				if _, err := in.call(in.fnContextCreate, id, uint64(id), uint64(root)); err != nil {
+					b.Fatal(err)
+				}
+				_, _ = in.call(in.fnReqHeaders, id, uint64(id), 4, 1)
+				_, _ = in.call(in.fnRespHeaders, id, uint64(id), 2, 1)
+				_, _ = in.call(in.fnLog, id, uint64(id))
+				_, _ = in.call(in.fnDone, id, uint64(id))
+				_, _ = in.call(in.fnDelete, id, uint64(id))
+				in.mu.Unlock()
+			}
+		})
+	}
+}
