@@ -144,14 +144,18 @@ func TestD5LocalReplyAfterResponseStarted(t *testing.T) {
 	cfg := `{"name": "late-reply", "on": {
 	  "response_body": [{"op": "send_local_response", "code": 403, "body": "too late", "status": "log:late_reply_status"}]}}`
 	g := startGateway(t, clusterAndRoute(u)+probe("late-reply", cfg, ""))
+	// The response headers left the chain, so the reply is impossible and
+	// the stream is reset. Whether the 200 headers were already on the wire
+	// depends on flushing (non-streaming responses are not flushed early):
+	// the client sees either a connection error or 200 with a cut-off body,
+	// never a clean response and never the stopped chunk or the reply.
 	resp, err := http.Get(g.URL + "/d5/late")
-	if err != nil {
-		t.Fatalf("the response headers should have reached the client: %v", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil || resp.StatusCode != 200 || strings.Contains(string(b), "upstream") || strings.Contains(string(b), "too late") {
-		t.Fatalf("client got %d %q (read error %v); want the 200 headers cut off by a reset, without the body the plugin stopped", resp.StatusCode, b, err)
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil || resp.StatusCode != 200 || strings.Contains(string(b), "upstream") || strings.Contains(string(b), "too late") {
+			t.Fatalf("client got %d %q (read error %v); want the 200 headers cut off by a reset, without the body the plugin stopped", resp.StatusCode, b, rerr)
+		}
 	}
 	g.waitLog("probe[late-reply]: late_reply_status=0", 1)
 	eventually(t, 10*time.Second, "the access log line", func() bool { return len(g.AccessLog()) == 1 })
