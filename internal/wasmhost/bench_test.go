@@ -20,12 +20,8 @@ import (
 
 // benchGateway starts the whole gateway in-process in front of a fixed
 // upstream, with the given test plugins, and returns its URL.
-func benchGateway(b *testing.B, plugins ...string) string {
-	return benchGatewayWith(b, "", plugins...)
-}
-
-// benchGatewayWith is benchGateway with extra spec.wasm settings.
-func benchGatewayWith(b *testing.B, wasm string, plugins ...string) string {
+// wasm is extra spec.wasm settings.
+func benchGateway(b *testing.B, wasm string, plugins ...string) string {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -106,7 +102,7 @@ func BenchmarkRequest(b *testing.B) {
 			if strings.HasSuffix(tc.name, "no-loop-guard") {
 				wasm = "loopGuard: false"
 			}
-			url := benchGatewayWith(b, wasm, tc.plugins...)
+			url := benchGateway(b, wasm, tc.plugins...)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			do := func() {
 				resp, err := client.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
