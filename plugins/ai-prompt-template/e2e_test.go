@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/internal/app"
+	gwconfig "github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/plugins"
+)
+
+// This file runs the plugin as wasm in the real gateway (internal/app,
+// in-process, port 0): built with the command `make plugins` uses, found
+// through builtin:// resolution ($SLUICE_PLUGIN_DIR), and checks what a
+// recording upstream receives.
+
+var (
+	wasmDir  string // per process; removed by TestMain
+	wasmOnce sync.Once
+	wasmErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wasmDir != "" {
+		os.RemoveAll(wasmDir)
+	}
+	os.Exit(code)
+}
+
+// builtWasmDir builds the plugin once per test process (Go's build cache
+// makes repeated runs cheap) into a directory laid out as
+// $SLUICE_PLUGIN_DIR expects.
+func builtWasmDir(t *testing.T) string {
+	t.Helper()
+	wasmOnce.Do(func() {
+		if wasmDir, wasmErr = os.MkdirTemp("", "sluice-ai-prompt-template-"); wasmErr != nil {
+			return
+		}
+		out := filepath.Join(wasmDir, pluginName+".wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		start := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			wasmErr = fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "built %s in %s\n", out, time.Since(start).Round(10*time.Millisecond))
+	})
+	if wasmErr != nil {
+		t.Fatalf("building the plugin: %v", wasmErr)
+	}
+	return wasmDir
+}
+
+// syncBuffer collects the gateway's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// received is one request as the upstream saw it.
+type received struct {
+	body   string
+	header http.Header
+}
+
+// recordingUpstream answers like an OpenAI chat endpoint and records the
+// requests it receives.
+type recordingUpstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []received
+}
+
+func newUpstream(t *testing.T) *recordingUpstream {
+	u := &recordingUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, received{body: string(b), header: r.Header.Clone()})
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}`)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *recordingUpstream) Requests() []received {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]received(nil), u.reqs...)
+}
+
+// gw is a gateway running in-process for one test.
+type gw struct {
+	url       string
+	logs      *syncBuffer
+	app       *app.App
+	accessLog string
+}
+
+// startGateway runs sluice with the plugin configured with cfg.
+func startGateway(t *testing.T, u *recordingUpstream, cfg string) *gw {
+	t.Helper()
+	t.Setenv(plugins.PluginDirEnv, builtWasmDir(t))
+	path, err := plugins.BuiltinPath(pluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	docs := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+kind: Gateway
+metadata: {name: e2e}
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  accessLog: {path: %q}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Cluster
+metadata: {name: llm}
+spec:
+  endpoints: [{address: %q}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Route
+metadata: {name: chat}
+spec:
+  cluster: llm
+---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: ai-prompt-template}
+spec:
+  url: %q
+  priority: 500
+  defaultConfig: %s
+`, filepath.Join(dir, "access.log"), strings.TrimPrefix(u.URL, "http://"), "file://"+path, cfg)
+	file := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(file, []byte(docs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := gwconfig.Load(file)
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, docs)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(context.Background(), snap, app.Options{
+		Logger: logger, PoolSize: 1,
+		WasmCacheDir: filepath.Join(os.TempDir(), "sluice-plugin-e2e-wasm-cache"),
+		LogLevel:     func() slog.Level { return slog.LevelInfo },
+	})
+	if err != nil {
+		t.Fatalf("app: %v\n%s", err, logs)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("--- gateway log ---\n%s", logs)
+			if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil {
+				t.Logf("--- access log ---\n%s", b)
+			}
+		}
+	})
+	return &gw{url: "http://" + a.Gateway().Addr("main"), logs: logs, app: a, accessLog: filepath.Join(dir, "access.log")}
+}
+
+func post(t *testing.T, url, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const e2eConfig = `{"templates": [{"name": "developer-chat", "template": {"model": "gpt-3.5-turbo", "messages": [
+	{"role": "system", "content": "You are a {{program}} expert, in {{language}} programming language."},
+	{"role": "user", "content": "Write me a {{program}} program."}]}}]}`
+
+func TestE2EUpstreamReceivesTheRenderedTemplate(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, e2eConfig)
+
+	status, body := post(t, g.url, `{"template": "developer-chat", "properties": {"program": "\"quick\" sort", "language": "python"}}`,
+		"template-enable", "true")
+	if status != 200 || !strings.Contains(body, `"content":"ok"`) {
+		t.Fatalf("got %d %s", status, body)
+	}
+	reqs := u.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream got %d requests", len(reqs))
+	}
+	want := `{"model": "gpt-3.5-turbo", "messages": [
+	{"role": "system", "content": "You are a \"quick\" sort expert, in python programming language."},
+	{"role": "user", "content": "Write me a \"quick\" sort program."}]}`
+	// The gateway hands the plugin its configuration re-serialised from
+	// YAML (keys sorted, spaces dropped), so compare as JSON values.
+	var got, exp any
+	if err := json.Unmarshal([]byte(reqs[0].body), &got); err != nil {
+		t.Fatalf("upstream body %s is not JSON: %v", reqs[0].body, err)
+	}
+	if err := json.Unmarshal([]byte(want), &exp); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Errorf("upstream body\n got %s\nwant %s", reqs[0].body, want)
+	}
+	if cl := reqs[0].header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(reqs[0].body)) {
+		t.Errorf("content-length %s for a %d-byte body", cl, len(reqs[0].body))
+	}
+	if v := reqs[0].header.Get("Template-Enable"); v != "" {
+		t.Errorf("template-enable forwarded upstream: %q", v)
+	}
+}
+
+func TestE2ETemplateDisabledAndNonTemplateBodiesPassUnchanged(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, e2eConfig)
+	sent := []string{
+		`{"template": "developer-chat", "properties": {"program": "x"}}`, // with template-enable: false
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`,
+	}
+	if status, body := post(t, g.url, sent[0], "template-enable", "false"); status != 200 {
+		t.Fatalf("disabled: %d %s", status, body)
+	}
+	if status, body := post(t, g.url, sent[1]); status != 200 {
+		t.Fatalf("plain chat: %d %s", status, body)
+	}
+	reqs := u.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("upstream got %d requests", len(reqs))
+	}
+	for i, r := range reqs {
+		if r.body != sent[i] {
+			t.Errorf("request %d: upstream body %s, want it unchanged %s", i, r.body, sent[i])
+		}
+	}
+}
+
+func TestE2EBadRequestsAre400AndNeverReachTheUpstream(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, e2eConfig)
+	for _, tc := range []struct{ name, body, code, message string }{
+		{"malformed JSON", `{"template": "developer-chat",`, detailInvalidJSON, "not valid JSON"},
+		{"unknown template", `{"template": "nope", "properties": {}}`, detailUnknownTemplate, `unknown template "nope" (known: developer-chat)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := post(t, g.url, tc.body)
+			if status != 400 {
+				t.Fatalf("status %d, body %s", status, body)
+			}
+			var e struct {
+				Error struct{ Message, Type, Code string }
+			}
+			if err := json.Unmarshal([]byte(body), &e); err != nil {
+				t.Fatalf("body %q is not an OpenAI error: %v", body, err)
+			}
+			if e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.message) {
+				t.Errorf("error %+v, want code %s and a message with %q", e.Error, tc.code, tc.message)
+			}
+		})
+	}
+	if n := len(u.Requests()); n != 0 {
+		t.Errorf("upstream got %d requests", n)
+	}
+	// The gateway keeps serving.
+	if status, _ := post(t, g.url, `{"template":"developer-chat","properties":{}}`); status != 200 {
+		t.Errorf("next request: %d", status)
+	}
+	// The access log says why the gateway answered 400 (written when the
+	// stream ends, so wait for the first line).
+	var first map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for first == nil && time.Now().Before(deadline) {
+		if b, err := os.ReadFile(g.accessLog); err == nil && bytes.IndexByte(b, '\n') > 0 {
+			_ = json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &first)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if first["response_details"] != detailInvalidJSON {
+		t.Errorf("access log line %v: response_details want %s", first, detailInvalidJSON)
+	}
+}
+
+func TestE2EConfigErrorNamesTheField(t *testing.T) {
+	u := newUpstream(t)
+	g := startGateway(t, u, `{"templates":[{"name":"","template":"x"}]}`)
+	want := `[ai-prompt-template] [nil] [nil] configure: templates[0].name: must not be empty`
+	if !strings.Contains(g.logs.String(), want) {
+		t.Errorf("gateway log lacks %q", want)
+	}
+	resp, err := http.Get("http://" + g.app.AdminAddr() + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dump struct {
+		Plugins []struct{ Name, State string } `json:"plugins"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
+		t.Fatal(err)
+	}
+	if len(dump.Plugins) != 1 || dump.Plugins[0].Name != pluginName || dump.Plugins[0].State != "failed" {
+		t.Errorf("config_dump plugins %+v, want %s failed", dump.Plugins, pluginName)
+	}
+}
