@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -143,7 +144,7 @@ func (s *Server) finishRequest(st *Stream, r *http.Request, out outcome, span tr
 		rec.Cluster = st.cluster.Name()
 	}
 	if v, ok := st.props["ai_log"]; ok {
-		rec.AILog = v
+		rec.AILog = aiLogJSON(v)
 	}
 	if span != nil {
 		sc := span.SpanContext()
@@ -306,4 +307,21 @@ func (s *Server) proxyDirect(ctx context.Context, w http.ResponseWriter, r *http
 		o.bytesIn = body.n.Load()
 	}
 	return o
+}
+
+// aiLogJSON returns the ai_log property as JSON. Higress plugins store it
+// JSON-string-escaped without the surrounding quotes (Higress's access log
+// format wraps it in quotes); such a value is unescaped so the access log
+// embeds the object itself. Anything else is returned as it is.
+func aiLogJSON(v []byte) []byte {
+	if json.Valid(v) {
+		return v
+	}
+	quoted := make([]byte, 0, len(v)+2)
+	quoted = append(append(append(quoted, '"'), v...), '"')
+	var s string
+	if json.Unmarshal(quoted, &s) == nil && json.Valid([]byte(s)) {
+		return []byte(s)
+	}
+	return v
 }

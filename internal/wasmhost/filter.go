@@ -24,7 +24,7 @@ type Filter struct {
 	// body is the buffer of the direction whose body callback runs (or is
 	// paused), nil when none is available.
 	body [2]*gateway.Buffer
-	// headersEOS remembers header-only directions for inject-on-header.
+	// phase names the callback running now (logs; map availability in on_log).
 	phase string
 }
 
@@ -67,9 +67,11 @@ func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, 
 			in.mu.Unlock()
 			return 0, true
 		}
-		full := append([]uint64{uint64(f.id)}, args...)
+		var argv [4]uint64
+		argv[0] = uint64(f.id)
+		n := 1 + copy(argv[1:], args)
 		start := time.Now()
-		res, err = in.call(fn, f.id, full...)
+		res, err = in.call(fn, f.id, argv[:n]...)
 		in.observe(start)
 	}
 	in.callOwner = nil

@@ -10,7 +10,6 @@ import (
 // encoding/json: the responses have a fixed shape, and skipping reflection
 // keeps the non-streaming path cheap at benchmark rates.
 
-
 // AppendString appends s as a JSON string literal (jsonx.AppendString:
 // invalid UTF-8 becomes U+FFFD; control characters and U+2028/U+2029 are
 // escaped).
