@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -20,8 +17,8 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/internal/app"
-	gwconfig "github.com/sluicegw/sluice/internal/config"
 	"github.com/sluicegw/sluice/internal/plugins"
+	"github.com/sluicegw/sluice/internal/plugintest"
 )
 
 // This file runs the plugin as wasm in the real gateway (internal/app,
@@ -29,62 +26,14 @@ import (
 // through builtin:// resolution ($SLUICE_PLUGIN_DIR), and checks what a
 // recording upstream receives.
 
-var (
-	wasmDir  string // per process; removed by TestMain
-	wasmOnce sync.Once
-	wasmErr  error
-)
+func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if wasmDir != "" {
-		os.RemoveAll(wasmDir)
-	}
-	os.Exit(code)
-}
-
-// builtWasmDir builds the plugin once per test process (Go's build cache
-// makes repeated runs cheap) into a directory laid out as
+// builtWasmDir builds the plugin once per test process, laid out as
 // $SLUICE_PLUGIN_DIR expects.
-func builtWasmDir(t *testing.T) string {
-	t.Helper()
-	wasmOnce.Do(func() {
-		if wasmDir, wasmErr = os.MkdirTemp("", "sluice-ai-prompt-template-"); wasmErr != nil {
-			return
-		}
-		out := filepath.Join(wasmDir, pluginName+".wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		start := time.Now()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			wasmErr = fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
-			return
-		}
-		fmt.Fprintf(os.Stderr, "built %s in %s\n", out, time.Since(start).Round(10*time.Millisecond))
-	})
-	if wasmErr != nil {
-		t.Fatalf("building the plugin: %v", wasmErr)
-	}
-	return wasmDir
-}
+func builtWasmDir(t *testing.T) string { return plugintest.Build(t, pluginName) }
 
 // syncBuffer collects the gateway's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = plugintest.SyncBuffer
 
 // received is one request as the upstream saw it.
 type received struct {
@@ -165,41 +114,8 @@ spec:
   priority: 500
   defaultConfig: %s
 `, filepath.Join(dir, "access.log"), strings.TrimPrefix(u.URL, "http://"), "file://"+path, cfg)
-	file := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(file, []byte(docs), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := gwconfig.Load(file)
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, docs)
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(context.Background(), snap, app.Options{
-		Logger: logger, PoolSize: 1,
-		WasmCacheDir: filepath.Join(os.TempDir(), "sluice-plugin-e2e-wasm-cache"),
-		LogLevel:     func() slog.Level { return slog.LevelInfo },
-	})
-	if err != nil {
-		t.Fatalf("app: %v\n%s", err, logs)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v\n%s", err, logs)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("--- gateway log ---\n%s", logs)
-			if b, err := os.ReadFile(filepath.Join(dir, "access.log")); err == nil {
-				t.Logf("--- access log ---\n%s", b)
-			}
-		}
-	})
-	return &gw{url: "http://" + a.Gateway().Addr("main"), logs: logs, app: a, accessLog: filepath.Join(dir, "access.log")}
+	g := plugintest.Start(t, dir, docs)
+	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
 }
 
 func post(t *testing.T, url, body string, headers ...string) (int, string) {
