@@ -10,7 +10,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/sluicegw/sluice/internal/app"
 	"github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/plugins"
 )
 
 // SyncBuffer collects log lines written from several goroutines.
@@ -149,4 +153,109 @@ func Start(t testing.TB, dir, docs string) *Gateway {
 		}
 	})
 	return &Gateway{App: a, URL: "http://" + a.Gateway().Addr("main"), Logs: logs, AccessLog: access}
+}
+
+// PluginURL builds the plugin (see Build), points $SLUICE_PLUGIN_DIR at it
+// for the test, and returns the file:// URL builtin:// resolution gives.
+func PluginURL(t *testing.T, name string) string {
+	t.Helper()
+	t.Setenv(plugins.PluginDirEnv, Build(t, name))
+	path, err := plugins.BuiltinPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + path
+}
+
+// Resources is the start of a configuration for Start: a Gateway with the
+// "main" listener, an admin listener and the access log in dir, a cluster
+// "llm" for upstreamURL and a route "chat" sending everything to it. The
+// caller appends its WasmPlugin documents.
+func Resources(dir, upstreamURL string) string {
+	return fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+kind: Gateway
+metadata: {name: e2e}
+spec:
+  listeners: [{name: main, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  accessLog: {path: %q}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Cluster
+metadata: {name: llm}
+spec:
+  endpoints: [{address: %q}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Route
+metadata: {name: chat}
+spec:
+  cluster: llm
+`, filepath.Join(dir, "access.log"), strings.TrimPrefix(upstreamURL, "http://"))
+}
+
+// PostChat POSTs a JSON body to /v1/chat/completions with extra headers
+// given as name, value pairs, and returns status and body.
+func PostChat(t *testing.T, url, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Request is one request as the recording upstream saw it.
+type Request struct {
+	Body   string
+	Header http.Header
+}
+
+// Upstream answers like an OpenAI chat endpoint (a fixed completion) and
+// records the requests it receives. Safe for concurrent use.
+type Upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []Request
+}
+
+// NewUpstream starts a recording upstream, closed when the test ends.
+func NewUpstream(t testing.TB) *Upstream {
+	u := &Upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, Request{Body: string(b), Header: r.Header.Clone()})
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}`)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// Requests returns what the upstream received so far.
+func (u *Upstream) Requests() []Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]Request(nil), u.reqs...)
+}
+
+// Bodies returns the bodies of the requests received so far.
+func (u *Upstream) Bodies() []string {
+	var out []string
+	for _, r := range u.Requests() {
+		out = append(out, r.Body)
+	}
+	return out
 }

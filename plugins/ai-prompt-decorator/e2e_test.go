@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,40 +25,14 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
 
-// builtWasmDir builds the plugin once per test process, laid out as
-// $SLUICE_PLUGIN_DIR expects.
-func builtWasmDir(t *testing.T) string { return plugintest.Build(t, pluginName) }
-
 // syncBuffer collects the gateway's log lines.
 type syncBuffer = plugintest.SyncBuffer
 
 // recordingUpstream answers like an OpenAI chat endpoint and records the
-// bodies it receives.
-type recordingUpstream struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies []string
-}
+// requests it receives.
+type recordingUpstream = plugintest.Upstream
 
-func newUpstream(t *testing.T) *recordingUpstream {
-	u := &recordingUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.bodies = append(u.bodies, string(b))
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}`)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *recordingUpstream) Bodies() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.bodies...)
-}
+func newUpstream(t *testing.T) *recordingUpstream { return plugintest.NewUpstream(t) }
 
 // gw is a gateway running in-process for one test.
 type gw struct {
@@ -75,32 +46,9 @@ type gw struct {
 // when geoCity is set, the probe setting the geo-city property first.
 func startGateway(t *testing.T, u *recordingUpstream, cfg string, geoCity string) *gw {
 	t.Helper()
-	t.Setenv(plugins.PluginDirEnv, builtWasmDir(t))
-	path, err := plugins.BuiltinPath(pluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
-kind: Gateway
-metadata: {name: e2e}
-spec:
-  listeners: [{name: main, address: "127.0.0.1:0"}]
-  admin: {address: "127.0.0.1:0"}
-  accessLog: {path: %q}
----
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: llm}
-spec:
-  endpoints: [{address: %q}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: Route
-metadata: {name: chat}
-spec:
-  cluster: llm
----
+	docs := plugintest.Resources(dir, u.URL) + fmt.Sprintf(`---
 apiVersion: extensions.higress.io/v1alpha1
 kind: WasmPlugin
 metadata: {name: ai-prompt-decorator}
@@ -108,7 +56,7 @@ spec:
   url: %q
   priority: 450
   defaultConfig: %s
-`, filepath.Join(dir, "access.log"), strings.TrimPrefix(u.URL, "http://"), "file://"+path, cfg)
+`, pluginURL, cfg)
 	if geoCity != "" {
 		probe, _ := json.Marshal(map[string]any{"on": map[string]any{"request_headers": []any{
 			map[string]any{"op": "set_property", "path": "geo-city", "value": geoCity}}}})
@@ -126,16 +74,8 @@ spec:
 	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
 }
 
-func post(t *testing.T, url, body string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+// post sends a chat request through the gateway.
+func post(t *testing.T, url, body string) (int, string) { return plugintest.PostChat(t, url, body) }
 
 func TestE2EUpstreamReceivesDecoratedMessages(t *testing.T) {
 	u := newUpstream(t)

@@ -4,20 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicegw/sluice/internal/app"
-	"github.com/sluicegw/sluice/internal/plugins"
 	"github.com/sluicegw/sluice/internal/plugintest"
 )
 
@@ -28,46 +23,14 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
 
-// builtWasmDir builds the plugin once per test process, laid out as
-// $SLUICE_PLUGIN_DIR expects.
-func builtWasmDir(t *testing.T) string { return plugintest.Build(t, pluginName) }
-
 // syncBuffer collects the gateway's log lines.
 type syncBuffer = plugintest.SyncBuffer
 
-// received is one request as the upstream saw it.
-type received struct {
-	body   string
-	header http.Header
-}
-
 // recordingUpstream answers like an OpenAI chat endpoint and records the
 // requests it receives.
-type recordingUpstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []received
-}
+type recordingUpstream = plugintest.Upstream
 
-func newUpstream(t *testing.T) *recordingUpstream {
-	u := &recordingUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, received{body: string(b), header: r.Header.Clone()})
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}`)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *recordingUpstream) Requests() []received {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]received(nil), u.reqs...)
-}
+func newUpstream(t *testing.T) *recordingUpstream { return plugintest.NewUpstream(t) }
 
 // gw is a gateway running in-process for one test.
 type gw struct {
@@ -80,32 +43,9 @@ type gw struct {
 // startGateway runs sluice with the plugin configured with cfg.
 func startGateway(t *testing.T, u *recordingUpstream, cfg string) *gw {
 	t.Helper()
-	t.Setenv(plugins.PluginDirEnv, builtWasmDir(t))
-	path, err := plugins.BuiltinPath(pluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
-kind: Gateway
-metadata: {name: e2e}
-spec:
-  listeners: [{name: main, address: "127.0.0.1:0"}]
-  admin: {address: "127.0.0.1:0"}
-  accessLog: {path: %q}
----
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: llm}
-spec:
-  endpoints: [{address: %q}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: Route
-metadata: {name: chat}
-spec:
-  cluster: llm
----
+	docs := plugintest.Resources(dir, u.URL) + fmt.Sprintf(`---
 apiVersion: extensions.higress.io/v1alpha1
 kind: WasmPlugin
 metadata: {name: ai-prompt-template}
@@ -113,28 +53,14 @@ spec:
   url: %q
   priority: 500
   defaultConfig: %s
-`, filepath.Join(dir, "access.log"), strings.TrimPrefix(u.URL, "http://"), "file://"+path, cfg)
+`, pluginURL, cfg)
 	g := plugintest.Start(t, dir, docs)
 	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
 }
 
+// post sends a chat request through the gateway.
 func post(t *testing.T, url, body string, headers ...string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return plugintest.PostChat(t, url, body, headers...)
 }
 
 const e2eConfig = `{"templates": [{"name": "developer-chat", "template": {"model": "gpt-3.5-turbo", "messages": [
@@ -160,19 +86,19 @@ func TestE2EUpstreamReceivesTheRenderedTemplate(t *testing.T) {
 	// The gateway hands the plugin its configuration re-serialised from
 	// YAML (keys sorted, spaces dropped), so compare as JSON values.
 	var got, exp any
-	if err := json.Unmarshal([]byte(reqs[0].body), &got); err != nil {
-		t.Fatalf("upstream body %s is not JSON: %v", reqs[0].body, err)
+	if err := json.Unmarshal([]byte(reqs[0].Body), &got); err != nil {
+		t.Fatalf("upstream body %s is not JSON: %v", reqs[0].Body, err)
 	}
 	if err := json.Unmarshal([]byte(want), &exp); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, exp) {
-		t.Errorf("upstream body\n got %s\nwant %s", reqs[0].body, want)
+		t.Errorf("upstream body\n got %s\nwant %s", reqs[0].Body, want)
 	}
-	if cl := reqs[0].header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(reqs[0].body)) {
-		t.Errorf("content-length %s for a %d-byte body", cl, len(reqs[0].body))
+	if cl := reqs[0].Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(reqs[0].Body)) {
+		t.Errorf("content-length %s for a %d-byte body", cl, len(reqs[0].Body))
 	}
-	if v := reqs[0].header.Get("Template-Enable"); v != "" {
+	if v := reqs[0].Header.Get("Template-Enable"); v != "" {
 		t.Errorf("template-enable forwarded upstream: %q", v)
 	}
 }
@@ -195,8 +121,8 @@ func TestE2ETemplateDisabledAndNonTemplateBodiesPassUnchanged(t *testing.T) {
 		t.Fatalf("upstream got %d requests", len(reqs))
 	}
 	for i, r := range reqs {
-		if r.body != sent[i] {
-			t.Errorf("request %d: upstream body %s, want it unchanged %s", i, r.body, sent[i])
+		if r.Body != sent[i] {
+			t.Errorf("request %d: upstream body %s, want it unchanged %s", i, r.Body, sent[i])
 		}
 	}
 }

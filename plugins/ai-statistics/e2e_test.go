@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/internal/app"
-	"github.com/sluicegw/sluice/internal/plugins"
 	"github.com/sluicegw/sluice/internal/plugintest"
 	"github.com/sluicegw/sluice/internal/standin/llm"
 )
@@ -29,10 +27,6 @@ import (
 // plugin's counters on /metrics.
 
 func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
-
-// builtWasmDir builds the plugin once per test process, laid out as
-// $SLUICE_PLUGIN_DIR expects.
-func builtWasmDir(t *testing.T) string { return plugintest.Build(t, pluginName) }
 
 // syncBuffer collects the gateway's log lines.
 type syncBuffer = plugintest.SyncBuffer
@@ -51,32 +45,9 @@ func startGateway(t *testing.T, cfg string) *gw {
 	t.Helper()
 	upstream := httptest.NewServer(llm.New(llm.Options{}))
 	t.Cleanup(upstream.Close)
-	t.Setenv(plugins.PluginDirEnv, builtWasmDir(t))
-	path, err := plugins.BuiltinPath(pluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
-kind: Gateway
-metadata: {name: e2e}
-spec:
-  listeners: [{name: main, address: "127.0.0.1:0"}]
-  admin: {address: "127.0.0.1:0"}
-  accessLog: {path: %q}
----
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: llm}
-spec:
-  endpoints: [{address: %q}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: Route
-metadata: {name: chat}
-spec:
-  cluster: llm
----
+	docs := plugintest.Resources(dir, upstream.URL) + fmt.Sprintf(`---
 apiVersion: extensions.higress.io/v1alpha1
 kind: WasmPlugin
 metadata: {name: ai-statistics}
@@ -84,28 +55,14 @@ spec:
   url: %q
   priority: 200
   defaultConfig: %s
-`, filepath.Join(dir, "access.log"), strings.TrimPrefix(upstream.URL, "http://"), "file://"+path, cfg)
+`, pluginURL, cfg)
 	g := plugintest.Start(t, dir, docs)
 	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
 }
 
+// post sends a chat request through the gateway.
 func post(t *testing.T, url, body string, headers ...string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return plugintest.PostChat(t, url, body, headers...)
 }
 
 // accessLines waits until the access log has n lines (it is written when
