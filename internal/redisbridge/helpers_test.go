@@ -1,126 +1,29 @@
 package redisbridge
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
 	"net"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicegw/sluice/api/v1alpha1"
 	"github.com/sluicegw/sluice/internal/cluster"
+	"github.com/sluicegw/sluice/internal/redisserver"
 )
 
 // waitLimit bounds every wait in these tests; reaching it is a failure,
 // never the expected path.
 const waitLimit = 10 * time.Second
 
-// startRedis starts a private redis-server on a free loopback port, with
-// persistence off and its files in a temporary directory, and stops it
-// when the test ends. It never touches a standing server. extra are more
-// server flags ("--requirepass", "x"). The server's log is shown if the
-// test fails.
-func startRedis(t *testing.T, extra ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not installed (%v); `make deps` installs it", err)
-	}
-	var lastLog string
-	for range 5 { // a free port can be taken between probing and binding
-		port := freePort(t)
-		args := append([]string{
-			"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", t.TempDir(), "--daemonize", "no", "--logfile", "",
-		}, extra...)
-		cmd := exec.Command(bin, args...)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		log := &syncBuffer{}
-		ready := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			signalled := false
-			for sc.Scan() {
-				log.WriteString(sc.Text() + "\n")
-				if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-					ready <- true
-					signalled = true
-				}
-			}
-			if !signalled {
-				ready <- false
-			}
-			_, _ = io.Copy(io.Discard, out)
-		}()
-		var ok bool
-		select {
-		case ok = <-ready:
-		case <-time.After(waitLimit):
-		}
-		if ok {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				if t.Failed() {
-					t.Logf("redis-server %s log:\n%s", port, log.String())
-				}
-			})
-			return net.JoinHostPort("127.0.0.1", port)
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		lastLog = log.String()
-		if !strings.Contains(lastLog, "Address already in use") {
-			break
-		}
-	}
-	t.Fatalf("redis-server did not become ready; log:\n%s", lastLog)
-	return ""
-}
+// startRedis starts a private redis-server (see redisserver.Start).
+func startRedis(t *testing.T, extra ...string) string { return redisserver.Start(t, extra...) }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
+func freePort(t *testing.T) string { return redisserver.FreePort(t) }
 
 // deadAddr is a loopback address nothing listens on.
 func deadAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", freePort(t))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(v string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(v)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // remoteCluster is a redis cluster on addrs (host:port).

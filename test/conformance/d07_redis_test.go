@@ -1,20 +1,19 @@
 package conformance
 
 import (
-	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sluicegw/sluice/internal/redisserver"
 )
 
 // Checklist D.7: proxy_redis_init accepts cluster names carrying
@@ -30,74 +29,8 @@ import (
 // Each test starts its own redis-server on a free port with persistence
 // off, never the standing one on 6379.
 
-// d7StartRedis starts a private redis-server on a free loopback port,
-// its files in a temporary directory, stopped when the test ends; extra are
-// more server flags ("--requirepass", "x"). The server log is shown if the
-// test fails.
-func d7StartRedis(t *testing.T, extra ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not installed (%v); `make deps` installs it", err)
-	}
-	var lastLog string
-	for range 5 { // a free port can be taken between probing and binding
-		port := strings.TrimPrefix(d6ClosedAddr(t), "127.0.0.1:")
-		args := append([]string{
-			"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", t.TempDir(), "--daemonize", "no", "--logfile", "",
-		}, extra...)
-		cmd := exec.Command(bin, args...)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		log := &syncBuffer{}
-		ready := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			signalled := false
-			for sc.Scan() {
-				_, _ = log.Write([]byte(sc.Text() + "\n"))
-				if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-					ready <- true
-					signalled = true
-				}
-			}
-			if !signalled {
-				ready <- false
-			}
-			_, _ = io.Copy(io.Discard, out)
-		}()
-		var ok bool
-		select {
-		case ok = <-ready:
-		case <-time.After(20 * time.Second):
-		}
-		if ok {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				if t.Failed() {
-					t.Logf("--- redis-server :%s log ---\n%s", port, log.String())
-				}
-			})
-			return net.JoinHostPort("127.0.0.1", port)
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		lastLog = log.String()
-		if !strings.Contains(lastLog, "Address already in use") {
-			break
-		}
-	}
-	t.Fatalf("redis-server did not become ready; log:\n%s", lastLog)
-	return ""
-}
+// d7StartRedis starts a private redis-server (see redisserver.Start).
+func d7StartRedis(t *testing.T, extra ...string) string { return redisserver.Start(t, extra...) }
 
 // d7RedisClient is a go-redis client for checking what the server holds.
 func d7RedisClient(t *testing.T, addr, password string, db int) *redis.Client {

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sluicegw/sluice/internal/redisserver"
 )
 
 // Higress's own SDK (wasm-go pkg/wrapper on proxy-wasm-go-sdk) plugins,
@@ -93,64 +91,8 @@ spec:
 	}
 }
 
-// sdkRedisServer runs a redis-server on a free port in a temporary directory
-// and returns its address.
-func sdkRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (run make deps): %v", err)
-	}
-	for attempt := 1; ; attempt++ {
-		addr, err := sdkTryRedisServer(t, bin)
-		if err == nil {
-			return addr
-		}
-		if attempt == 3 { // a retry covers the port being taken meanwhile
-			t.Fatal(err)
-		}
-	}
-}
-
-func sdkTryRedisServer(t *testing.T, bin string) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--logfile", dir+"/redis.log")
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("redis-server: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	rc := redis.NewClient(&redis.Options{Addr: addr})
-	defer rc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for rc.Ping(context.Background()).Err() != nil {
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(dir + "/redis.log")
-			return "", fmt.Errorf("redis-server on %s exited: %v\n%s", addr, err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return "", fmt.Errorf("redis-server on %s did not answer PING within 30s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	return addr, nil
-}
+// sdkRedisServer runs a private redis-server (see redisserver.Start).
+func sdkRedisServer(t *testing.T) string { return redisserver.Start(t) }
 
 // TestHigressSDKCallout: wasm-go's cluster client makes an HTTP callout
 // (FQDNCluster → outbound|8080||echo.local) while the request waits, the
