@@ -68,6 +68,8 @@ type Context struct {
 	streamRequest, streamResponse     bool
 	pauseStreamingResponse            bool
 	repliedLocally                    bool
+	// headersEndStream: the request headers ended the stream (no body).
+	headersEndStream bool
 
 	values map[string]any
 	attrs  map[string]any

@@ -73,6 +73,7 @@ func (s *stream[C]) OnHttpRequestHeaders(_ int, eos bool) (action Action) {
 			c.requestID = h[1]
 		}
 	}
+	c.headersEndStream = eos
 	if c.requestID != "" {
 		_ = proxywasm.SetProperty([]string{"x_request_id"}, []byte(c.requestID))
 	}

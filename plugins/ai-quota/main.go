@@ -1,0 +1,335 @@
+// Command ai-quota is a Proxy-Wasm plugin that enforces a token allowance
+// per consumer, kept in Redis under <redis_key_prefix><consumer>: an LLM
+// request is rejected when the consumer's quota is used up, and the tokens
+// a response reports (prompt + completion, streaming or not) are taken
+// off it. An admin consumer queries, sets and adjusts quotas through
+// endpoints under the chat route. See README.md; the behaviour is
+// shared/spec/plugins-B.md §1, with the fixes listed there.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared (make plugins).
+package main
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/sluicegw/sluice/pdk"
+)
+
+const pluginName = "ai-quota"
+
+// consumerHeader names the consumer an auth plugin identified.
+const consumerHeader = "x-mse-consumer"
+
+// Response-code details of the local replies (Higress's, plus bad_request).
+const (
+	detailNoKey        = "ai-quota.no_key"
+	detailUnauthorized = "ai-quota.unauthorized"
+	detailNoQuota      = "ai-quota.noquota"
+	detailError        = "ai-quota.error"
+	detailBadRequest   = "ai-quota.bad_request"
+	detailRefresh      = "ai-quota.refreshquota"
+	detailQuery        = "ai-quota.queryquota"
+	detailDelta        = "ai-quota.deltaquota"
+)
+
+// Reply bodies (Higress's texts where Higress has the case).
+const (
+	msgNoKey         = "Request denied by ai quota check. No Key Authentication information found."
+	msgUnauthorized  = "Request denied by ai quota check. Unauthorized consumer."
+	msgNotAdmin      = "Request denied by ai quota check. Unauthorized admin consumer."
+	msgEmptyConsumer = "Request denied by ai quota check. consumer can't be empty."
+	msgNoQuota       = "Request denied by ai quota check, No quota left"
+	msgBadRefresh    = "Request denied by ai quota check. consumer can't be empty and quota must be integer."
+	msgBadDelta      = "Request denied by ai quota check. consumer can't be empty and value must be integer."
+	msgRefreshed     = "refresh quota successful"
+	msgDelta         = "delta quota successful"
+)
+
+// Metric name suffixes (the counter names are route.<route>.upstream.
+// <cluster>.model.none.consumer.<consumer>.metric.<suffix>).
+const (
+	metricRejected   = "quota_rejected_count"
+	metricRedisError = "quota_redis_error"
+)
+
+// Per-request values.
+const (
+	valueMode     = "mode"
+	valueConsumer = "consumer"
+	valueUsage    = "usage"
+	valueCharged  = "charged"
+)
+
+var plugin = pdk.Plugin[*config]{
+	Name:                    pluginName,
+	Parse:                   parseConfig,
+	OnRequestHeaders:        onRequestHeaders,
+	OnRequestBody:           onRequestBody,
+	OnStreamingResponseBody: onResponseBody,
+	OnStreamDone:            onStreamDone,
+}
+
+func init() { pdk.Register(&plugin) }
+
+func main() {}
+
+// textReply is a text/plain local reply.
+func textReply(status int, details, body string) pdk.Reply {
+	return pdk.Reply{
+		Status:  status,
+		Details: details,
+		Headers: [][2]string{{"content-type", "text/plain; charset=utf-8"}},
+		Body:    []byte(body),
+	}
+}
+
+// onRequestHeaders identifies the consumer, then checks its quota
+// (completion mode) or serves the admin endpoints.
+func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
+	ctx.DisableReroute()
+	consumer, ok := requestHeader(ctx, consumerHeader)
+	if !ok {
+		return ctx.Reply(textReply(401, detailNoKey, msgNoKey))
+	}
+	if consumer == "" {
+		return ctx.Reply(textReply(403, detailUnauthorized, msgUnauthorized))
+	}
+	m := cfg.mode(ctx.Path())
+	ctx.SetValue(valueMode, m)
+	ctx.SetValue(valueConsumer, consumer)
+	ctx.Log().Debugf("mode %s, consumer %s", m, consumer)
+	switch m {
+	case modeNone:
+		return pdk.Continue
+	case modeCompletion:
+		ctx.DontReadRequestBody()
+		return checkQuota(ctx, cfg, consumer)
+	}
+	if consumer != cfg.AdminConsumer {
+		return ctx.Reply(textReply(403, detailUnauthorized, msgNotAdmin))
+	}
+	if m == modeQuery {
+		return queryQuota(ctx, cfg)
+	}
+	if !ctx.HasRequestBody() {
+		field := "quota"
+		if m == modeDelta {
+			field = "value"
+		}
+		return ctx.Reply(textReply(400, detailBadRequest,
+			"Request denied by ai quota check. The request has no body: send consumer=<name>&"+field+"=<integer> as application/x-www-form-urlencoded."))
+	}
+	ctx.BufferRequestBody()
+	return pdk.Pause
+}
+
+// requestHeader returns a request header's value; ok tells a header sent
+// with an empty value from an absent one.
+func requestHeader(ctx *pdk.Context, name string) (value string, ok bool) {
+	hs, err := ctx.RequestHeaders()
+	if err != nil {
+		return ctx.RequestHeader(name)
+	}
+	for _, h := range hs {
+		if strings.EqualFold(h[0], name) {
+			return h[1], true
+		}
+	}
+	return "", false
+}
+
+// checkQuota lets the request through when the consumer has quota left.
+// Redis failures deny the request (503): without the store the quota
+// cannot be enforced.
+func checkQuota(ctx *pdk.Context, cfg *config, consumer string) pdk.Action {
+	key := cfg.RedisKeyPrefix + consumer
+	err := cfg.client.Get(key, func(v pdk.RedisValue) {
+		if v.IsError() {
+			storeFailed(ctx, v.Err())
+			return
+		}
+		var quota int64
+		if !v.IsNull() {
+			n, err := v.Int()
+			if err != nil {
+				storeFailed(ctx, pdk.Errorf("", "the quota of %s is not an integer (%q)", consumer, v.String()))
+				return
+			}
+			quota = n
+		}
+		ctx.Log().Debugf("consumer %s has quota %d", consumer, quota)
+		if quota <= 0 {
+			pdk.IncrementCounter(metricName(ctx, metricRejected), 1)
+			ctx.Reply(textReply(403, detailNoQuota, msgNoQuota))
+			return
+		}
+		_ = ctx.ResumeRequest()
+	})
+	if err != nil {
+		return storeFailed(ctx, err)
+	}
+	return pdk.StopAllWatermark
+}
+
+// storeFailed denies a request whose quota could not be read.
+func storeFailed(ctx *pdk.Context, err error) pdk.Action {
+	ctx.Log().Errorf("quota check failed, denying the request: %v", err)
+	pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+	return ctx.Reply(textReply(503, detailError, "Request denied by ai quota check. The quota store is unavailable: "+err.Error()))
+}
+
+// queryQuota answers GET …/quota?consumer=<name> with the quota.
+func queryQuota(ctx *pdk.Context, cfg *config) pdk.Action {
+	who := queryParam(ctx.Path(), "consumer")
+	if who == "" {
+		return ctx.Reply(textReply(403, detailUnauthorized, msgEmptyConsumer))
+	}
+	err := cfg.client.Get(cfg.RedisKeyPrefix+who, func(v pdk.RedisValue) {
+		if v.IsError() {
+			adminFailed(ctx, v.Err())
+			return
+		}
+		var quota int64
+		if !v.IsNull() {
+			n, err := v.Int()
+			if err != nil {
+				adminFailed(ctx, pdk.Errorf("", "the quota of %s is not an integer (%q)", who, v.String()))
+				return
+			}
+			quota = n
+		}
+		body := `{"consumer":` + strconv.Quote(who) + `,"quota":` + strconv.FormatInt(quota, 10) + `}`
+		ctx.Reply(pdk.Reply{Status: 200, Details: detailQuery,
+			Headers: [][2]string{{"content-type", "application/json"}}, Body: []byte(body)})
+	})
+	if err != nil {
+		return adminFailed(ctx, err)
+	}
+	return pdk.Pause
+}
+
+// adminFailed answers an admin request whose Redis command failed.
+func adminFailed(ctx *pdk.Context, err error) pdk.Action {
+	ctx.Log().Errorf("quota admin command failed: %v", err)
+	pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+	return ctx.Reply(textReply(503, detailError, "redis error:"+err.Error()))
+}
+
+// onRequestBody serves refresh (set a quota) and delta (adjust it).
+func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
+	m, _ := ctx.Value(valueMode)
+	mode, _ := m.(mode)
+	if mode != modeRefresh && mode != modeDelta {
+		return pdk.Continue
+	}
+	if ctx.StringValue(valueConsumer, "") != cfg.AdminConsumer {
+		return ctx.Reply(textReply(403, detailUnauthorized, msgNotAdmin))
+	}
+	form, err := parseAdminBody(ctx.ContentType(), body)
+	if err != nil {
+		return ctx.Reply(textReply(400, detailBadRequest, "Request denied by ai quota check. "+err.Error()))
+	}
+	field, bad := "quota", msgBadRefresh
+	if mode == modeDelta {
+		field, bad = "value", msgBadDelta
+	}
+	who := form["consumer"]
+	n, err := strconv.ParseInt(strings.TrimSpace(form[field]), 10, 64)
+	if who == "" || err != nil {
+		return ctx.Reply(textReply(403, detailUnauthorized, bad))
+	}
+	key := cfg.RedisKeyPrefix + who
+	done := func(details, msg string) func(pdk.RedisValue) {
+		return func(v pdk.RedisValue) {
+			if v.IsError() {
+				adminFailed(ctx, v.Err())
+				return
+			}
+			ctx.Log().Infof("quota of %s: %s %d by %s", who, mode, n, cfg.AdminConsumer)
+			ctx.Reply(textReply(200, details, msg))
+		}
+	}
+	switch {
+	case mode == modeRefresh:
+		err = cfg.client.Set(key, n, done(detailRefresh, msgRefreshed))
+	case n >= 0:
+		err = cfg.client.IncrBy(key, n, done(detailDelta, msgDelta))
+	default:
+		err = cfg.client.Command([]any{"DECRBY", key, -n}, done(detailDelta, msgDelta))
+	}
+	if err != nil {
+		return adminFailed(ctx, err)
+	}
+	return pdk.Pause
+}
+
+// onResponseBody follows a completion's usage; at its end the tokens are
+// taken off the consumer's quota. The body passes unchanged.
+func onResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bool) []byte {
+	if m, _ := ctx.Value(valueMode); m != modeCompletion || ctx.RepliedLocally() {
+		return chunk
+	}
+	if u, changed := ctx.TrackUsage(chunk, eos); changed {
+		ctx.SetValue(valueUsage, u)
+	}
+	if eos {
+		charge(ctx, cfg)
+	}
+	return chunk
+}
+
+// onStreamDone charges a response whose body did not end with an
+// end-of-stream chunk (trailers, or a reset after the usage arrived).
+func onStreamDone(ctx *pdk.Context, cfg *config) {
+	if m, _ := ctx.Value(valueMode); m == modeCompletion && !ctx.RepliedLocally() {
+		charge(ctx, cfg)
+	}
+}
+
+// charge sends DECRBY <prefix><consumer> <prompt + completion tokens>,
+// once per request. The quota may go negative; the next request is then
+// denied.
+func charge(ctx *pdk.Context, cfg *config) {
+	if _, done := ctx.Value(valueCharged); done {
+		return
+	}
+	uv, _ := ctx.Value(valueUsage)
+	u, found := uv.(pdk.Usage)
+	tokens := u.InputTokens + u.OutputTokens
+	consumer := ctx.StringValue(valueConsumer, "")
+	if !found || u.TotalTokens <= 0 || tokens <= 0 || consumer == "" {
+		return
+	}
+	ctx.SetValue(valueCharged, true)
+	key := cfg.RedisKeyPrefix + consumer
+	err := cfg.client.Command([]any{"DECRBY", key, tokens}, func(v pdk.RedisValue) {
+		if v.IsError() {
+			ctx.Log().Errorf("taking %d tokens off the quota of %s failed: %v", tokens, consumer, v.Err())
+			pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+			return
+		}
+		ctx.Log().Debugf("took %d tokens off the quota of %s: %s left", tokens, consumer, v.String())
+	})
+	if err != nil {
+		ctx.Log().Errorf("taking %d tokens off the quota of %s not sent: %v", tokens, consumer, err)
+		pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+	}
+}
+
+// metricName is Higress's counter naming:
+// route.<route>.upstream.<cluster>.model.none.consumer.<consumer>.metric.<name>.
+func metricName(ctx *pdk.Context, name string) string {
+	route, cluster := ctx.RouteName(), ctx.ClusterName()
+	if route == "" {
+		route = "-"
+	}
+	if cluster == "" {
+		cluster = "-"
+	}
+	consumer := ctx.StringValue(valueConsumer, "")
+	if consumer == "" {
+		consumer = "none"
+	}
+	return "route." + route + ".upstream." + cluster + ".model.none.consumer." + consumer + ".metric." + name
+}
