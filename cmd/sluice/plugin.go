@@ -18,6 +18,8 @@ func newPluginCommand() *cobra.Command {
 		Short: "Work with Proxy-Wasm plugin modules",
 	}
 	cmd.AddCommand(newPluginInspectCommand(), newPluginBuildCommand())
+	cmd.AddCommand(newPluginServeCommand())
+	cmd.AddCommand(newPluginPushCommand())
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,13 +17,23 @@ import (
 
 func newRunCommand(g *globalFlags) *cobra.Command {
 	var paths []string
+	var watch bool
+	var debounce time.Duration
+	var kf kubeFlags
 	cmd := &cobra.Command{
 		Use:   "run -c FILE|DIR [-c ...]",
 		Short: "Run the gateway",
 		Long: "Run the gateway with the configuration in the given files or directories.\n" +
-			"Any configuration error stops it before it listens.",
+			"Any configuration error stops it before it listens.\n\n" +
+			"The configuration is reloaded live when its files change (--watch), on SIGHUP\n" +
+			"and on POST /reload to the admin API. A configuration that does not load is\n" +
+			"rejected whole and the running one keeps serving. Listener, admin, access log,\n" +
+			"tracing and Wasm runtime settings need a restart (a reload warns about them).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kf.enabled {
+				return runKubernetes(cmd, g, kf)
+			}
 			if len(paths) == 0 {
 				return &exitError{2, errors.New("run needs -c FILE|DIR")}
 			}
@@ -40,7 +51,12 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			a, err := app.New(ctx, snap, app.Options{Logger: logger, Version: versionString()})
+			// SIGHUP reloads; registered before the gateway starts so that an
+			// early HUP never takes the default action (exit).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			a, err := app.New(ctx, snap, app.Options{Logger: logger, Version: versionString(), ConfigPaths: paths})
 			if err != nil {
 				return err
 			}
@@ -48,9 +64,26 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 				_ = a.Shutdown(context.Background())
 				return err
 			}
-			<-ctx.Done()
+			var w *app.Watcher
+			if watch {
+				if w, err = a.Watch(debounce); err != nil {
+					logger.Error("cannot watch the configuration; reload with SIGHUP or POST /reload", "error", err)
+				}
+			}
+			for done := false; !done; {
+				select {
+				case <-ctx.Done():
+					done = true
+				case <-hup:
+					logger.Info("SIGHUP: reloading the configuration")
+					_, _ = a.Reload(context.WithoutCancel(ctx))
+				}
+			}
 			stop()
-			timeout := snap.Gateway.Spec.ShutdownTimeout.Duration
+			if w != nil {
+				_ = w.Close()
+			}
+			timeout := a.Snapshot().Gateway.Spec.ShutdownTimeout.Duration
 			logger.Info("shutting down", "drain_timeout", timeout.String())
 			sctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
@@ -62,5 +95,8 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVarP(&paths, "config", "c", nil, "configuration file or directory (repeatable)")
+	registerKubeFlags(cmd, &kf)
+	cmd.Flags().BoolVar(&watch, "watch", true, "reload the configuration when its files change (file configurations)")
+	cmd.Flags().DurationVar(&debounce, "watch-debounce", app.DefaultDebounce, "how long the files must stay quiet after a change before reloading")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,11 +44,21 @@ type Options struct {
 	LogLevel func() slog.Level
 	// WasmWatchdog overrides spec.wasm.watchdog (tests).
 	WasmWatchdog time.Duration
+	// ConfigPaths are the files and directories the configuration was
+	// loaded from; Reload and Watch read them again. Empty for
+	// configurations that do not come from files (Apply only).
+	ConfigPaths []string
 }
 
 // App is one running gateway process. Its methods are safe for concurrent use.
+//
+// The configuration in force is a generation (see reload.go): the
+// gateway's routes and clusters plus the plugin set built for them.
+// Reload and Apply build the next one and swap it in; what lives across
+// generations (listeners, admin, telemetry, the Wasm runtime with its
+// compiled modules and shared data, the Redis bridge) is built once here.
 type App struct {
-	snap     *config.Snapshot
+	opts     Options
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
@@ -55,12 +66,29 @@ type App struct {
 	traceEnd func(context.Context) error
 	gw       *gateway.Server
 	admin    *admin.Server
+
+	// The Wasm side, built with the first configuration that has plugins.
 	runtime  *wasmhost.Runtime
-	plugins  *plugins.Set
 	redis    *redisbridge.Bridge
+	manager  *plugins.Manager
+	clusters atomic.Pointer[cluster.Registry] // newest registry, for callouts
+
+	cur      atomic.Pointer[generation]
+	reloadMu sync.Mutex // serialises Reload and Apply
+	reloads  *reloadMetrics
+	drains   sync.WaitGroup // retired generations not yet released
+	stopping atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
+}
+
+// generation is the configuration in force: the gateway's generation and
+// the plugin set its chain runs (nil without Wasm plugins).
+type generation struct {
+	snap *config.Snapshot
+	gw   *gateway.Generation
+	set  *plugins.Set
 }
 
 // New builds every component; nothing listens yet.
@@ -68,9 +96,10 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	a := &App{snap: snap, logger: opts.Logger, registry: prometheus.NewRegistry()}
+	a := &App{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = telemetry.NewMetrics(a.registry)
+	a.reloads = newReloadMetrics(a.registry)
 	spec := snap.Gateway.Spec
 	var err error
 	if a.access, err = telemetry.OpenAccessLog(spec.AccessLog.Path); err != nil {
@@ -84,9 +113,6 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 	a.traceEnd = end
 	gopts := gateway.Options{Logger: opts.Logger, Metrics: a.metrics, AccessLog: a.access, Chain: opts.Chain}
 	wasm := opts.Chain == nil && len(snap.WasmPlugins) > 0
-	if wasm {
-		gopts.Chain = func(st *gateway.Stream) []gateway.FilterFactory { return a.plugins.Chain(st) }
-	}
 	if spec.Tracing.Enabled {
 		gopts.Tracer = tp.Tracer("github.com/sluicegw/sluice")
 		gopts.Propagator = telemetry.Propagator()
@@ -96,16 +122,24 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 		_ = end(ctx)
 		return nil, err
 	}
+	g := a.gw.Generation()
+	a.clusters.Store(g.Clusters)
+	cur := &generation{snap: snap, gw: g}
 	// Plugins load after the gateway exists: their configure may already
 	// resolve clusters (proxy_redis_init, proxy_http_call), which live in
-	// the gateway's generation.
+	// the gateway's generation. The chain is the generation's own set, so
+	// requests keep the plugins of the generation they started on.
 	if wasm {
-		if err := a.loadPlugins(ctx, snap, opts); err != nil {
+		if err := a.startWasm(ctx, snap); err != nil {
 			_ = a.access.Close()
 			_ = end(ctx)
 			return nil, err
 		}
+		cur.set, _ = a.manager.Update(ctx, nil, snap)
+		g.Chain = cur.set.Chain
 	}
+	a.cur.Store(cur)
+	a.reloads.applied(g.ID, time.Now())
 	if !spec.Admin.Disabled {
 		a.admin = admin.New(admin.Options{
 			Address:     spec.Admin.Address,
@@ -115,38 +149,47 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*App, error)
 			ConfigDump:  a.configDump,
 			Logger:      opts.Logger,
 		})
+		a.admin.Handle("POST /reload", a.reloadHandler())
 	}
 	return a, nil
 }
 
 func (a *App) configDump() any {
-	g := a.gw.Generation()
+	cur := a.cur.Load()
 	dump := map[string]any{
-		"generation": g.ID,
-		"hash":       g.Snapshot.Hash,
-		"files":      g.Snapshot.Files,
-		"config":     g.Snapshot.Redacted(),
+		"generation": cur.gw.ID,
+		"hash":       cur.snap.Hash,
+		"files":      cur.snap.Files,
+		"config":     cur.snap.Redacted(),
+		"reload":     a.reloads.last(),
 	}
-	if a.plugins != nil {
-		dump["plugins"] = a.plugins.Statuses()
+	if cur.set != nil {
+		dump["plugins"] = cur.set.Statuses()
 	}
 	return dump
 }
 
-// ready is the gateway's readiness; plugins that failed to load are listed
-// as details without taking the gateway out of service.
+// ready is the gateway's readiness; plugins that failed to load or to
+// update are listed as details without taking the gateway out of service.
 func (a *App) ready() (bool, []string) {
 	ok, details := a.gw.Ready()
-	if a.plugins != nil {
-		for _, f := range a.plugins.Failed() {
+	if set := a.cur.Load().set; set != nil {
+		for _, f := range set.Failed() {
+			details = append(details, "plugin "+f)
+		}
+		for _, f := range set.UpdateFailures() {
 			details = append(details, "plugin "+f)
 		}
 	}
 	return ok, details
 }
 
-// loadPlugins starts the Wasm runtime and loads every WasmPlugin.
-func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Options) error {
+// startWasm starts what the Wasm plugins of every generation share: the
+// runtime (compiled modules, cache), the Redis bridge, shared data and
+// queues, the plugin manager. snap's spec.wasm configures them; later
+// changes to it need a restart.
+func (a *App) startWasm(ctx context.Context, snap *config.Snapshot) error {
+	opts := a.opts
 	wc := snap.Gateway.Spec.Wasm
 	dir := opts.WasmCacheDir
 	if dir == "" {
@@ -180,14 +223,16 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 		return fmt.Errorf("wasm runtime: %w", err)
 	}
 	a.runtime = rt
-	var set *plugins.Set
 	hm := wasmhost.NewMetrics(a.registry, func() map[string][]uint64 {
-		if set == nil {
-			return nil
+		if cur := a.cur.Load(); cur != nil && cur.set != nil {
+			return cur.set.Memory()
 		}
-		return set.Memory()
+		return nil
 	})
-	clusters := func() wasmhost.ClusterSource { return a.gw.Generation().Clusters }
+	// Callouts resolve against the newest cluster registry: during a
+	// reload, the next generation's plugins configure against the clusters
+	// they will serve with.
+	clusters := func() wasmhost.ClusterSource { return a.clusters.Load() }
 	a.redis = redisbridge.New(lookupFunc(func(name string) (*cluster.Cluster, error) { return clusters().Lookup(name) }),
 		redisbridge.Options{Logger: a.logger})
 	svc := &wasmhost.Services{
@@ -202,10 +247,15 @@ func (a *App) loadPlugins(ctx context.Context, snap *config.Snapshot, opts Optio
 	if pool == 0 {
 		pool = wc.PoolSize
 	}
-	set = plugins.NewManager(plugins.Options{Runtime: rt, Services: svc, PoolSize: pool,
-		RecycleMemoryBytes: uint64(wc.RecycleMemoryMiB) << 20, Logger: a.logger}).Load(ctx, snap)
-	a.plugins = set
-	a.registry.MustRegister(pluginReadyCollector(set.Statuses))
+	a.manager = plugins.NewManager(plugins.Options{Runtime: rt, Services: svc, PoolSize: pool,
+		RecycleMemoryBytes: uint64(wc.RecycleMemoryMiB) << 20, Logger: a.logger,
+		Fetcher: &plugins.Fetcher{Logger: a.logger}})
+	a.registry.MustRegister(pluginReadyCollector(func() []plugins.Status {
+		if cur := a.cur.Load(); cur != nil && cur.set != nil {
+			return cur.set.Statuses()
+		}
+		return nil
+	}))
 	return nil
 }
 
@@ -222,7 +272,8 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		return err
 	}
-	a.logger.Info("sluice started", "listeners", a.gw.Addrs(), "admin", a.AdminAddr(), "routes", len(a.snap.Routes), "clusters", len(a.snap.Clusters))
+	snap := a.cur.Load().snap
+	a.logger.Info("sluice started", "listeners", a.gw.Addrs(), "admin", a.AdminAddr(), "routes", len(snap.Routes), "clusters", len(snap.Clusters))
 	return nil
 }
 
@@ -240,11 +291,19 @@ func (a *App) AdminAddr() string {
 	return a.admin.Addr()
 }
 
+// Generation is the id of the configuration generation in force (1 at
+// start, +1 per applied reload).
+func (a *App) Generation() uint64 { return a.cur.Load().gw.ID }
+
+// Snapshot is the configuration in force.
+func (a *App) Snapshot() *config.Snapshot { return a.cur.Load().snap }
+
 // Shutdown drains the gateway within ctx, then stops admin and telemetry.
 // Safe to call more than once and after a failed Start.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		var errs []error
+		a.stopping.Store(true)
 		if err := a.gw.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -253,8 +312,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		if a.plugins != nil {
-			a.plugins.Close(ctx)
+		// No reload starts from here on; retired generations finish
+		// releasing their plugins (bounded by ctx) before the runtime goes.
+		a.reloadMu.Lock()
+		defer a.reloadMu.Unlock()
+		a.waitDrains(ctx)
+		if set := a.cur.Load().set; set != nil {
+			set.Close(ctx)
 		}
 		if a.redis != nil {
 			if err := a.redis.Close(); err != nil {

@@ -231,6 +231,8 @@ func pluginDefaults(p *v1alpha1.WasmPluginSpec, doc *document) {
 		}
 	}
 	p.SHA256 = strings.ToLower(p.SHA256)
+	// A Docker config file, relative to the configuration file.
+	p.ImagePullSecret = absPath(doc, p.ImagePullSecret)
 	if p.Phase == "" {
 		p.Phase = v1alpha1.PhaseUnspecified
 	}

@@ -62,7 +62,8 @@ type outcome struct {
 
 // serve handles one client request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, listener, scheme string) {
-	gen := s.gen.Load()
+	gen := s.acquire()
+	defer gen.release()
 	start := time.Now()
 	m := s.opts.Metrics
 	if m != nil {

@@ -44,6 +44,57 @@ type Generation struct {
 
 	maxBody int64
 	reqTO   time.Duration
+
+	// inflight counts the requests serving on this generation; once it
+	// has been replaced (retired) and the count drops to zero, drained is
+	// closed so the reloader can release what only this generation used.
+	inflight atomic.Int64
+	retired  atomic.Bool
+	idleMu   sync.Mutex
+	idle     chan struct{}
+	idleDone bool
+}
+
+// Drained returns a channel closed once g has been replaced by Swap and
+// its last in-flight request has finished.
+func (g *Generation) Drained() <-chan struct{} {
+	g.idleMu.Lock()
+	defer g.idleMu.Unlock()
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+		if g.idleDone {
+			close(g.idle)
+		}
+	}
+	return g.idle
+}
+
+// InFlight is the number of requests serving on g.
+func (g *Generation) InFlight() int64 { return g.inflight.Load() }
+
+func (g *Generation) markIdle() {
+	g.idleMu.Lock()
+	defer g.idleMu.Unlock()
+	if g.idleDone {
+		return
+	}
+	g.idleDone = true
+	if g.idle != nil {
+		close(g.idle)
+	}
+}
+
+func (g *Generation) release() {
+	if g.inflight.Add(-1) == 0 && g.retired.Load() {
+		g.markIdle()
+	}
+}
+
+func (g *Generation) retire() {
+	g.retired.Store(true)
+	if g.inflight.Load() == 0 {
+		g.markIdle()
+	}
 }
 
 // NewGeneration builds routes and clusters for snap. The cluster registry
@@ -72,6 +123,7 @@ type Server struct {
 	spec   v1alpha1.GatewaySpec
 	gen    atomic.Pointer[Generation]
 	nextID atomic.Uint64
+	copts  cluster.Options
 
 	mu        sync.Mutex
 	started   bool
@@ -92,6 +144,7 @@ func New(snap *config.Snapshot, opts Options) (*Server, error) {
 	if opts.Metrics != nil {
 		copts.OnHealthChange = opts.Metrics.SetEndpointHealth
 	}
+	s.copts = copts
 	g, err := NewGeneration(snap, copts, opts.Chain)
 	if err != nil {
 		return nil, err
@@ -104,11 +157,38 @@ func New(snap *config.Snapshot, opts Options) (*Server, error) {
 // Generation returns the generation in force.
 func (s *Server) Generation() *Generation { return s.gen.Load() }
 
+// NewGeneration builds a generation for snap with the server's cluster
+// options (logger, endpoint health metrics). Its cluster registry is not
+// started.
+func (s *Server) NewGeneration(snap *config.Snapshot, chain ChainProvider) (*Generation, error) {
+	return NewGeneration(snap, s.copts, chain)
+}
+
 // Swap installs g (its cluster registry must be started) and returns the
-// previous generation, which the caller stops once drained.
+// previous generation, which the caller stops once drained (see
+// Generation.Drained): requests keep the generation they started on.
 func (s *Server) Swap(g *Generation) *Generation {
 	g.ID = s.nextID.Add(1)
-	return s.gen.Swap(g)
+	old := s.gen.Swap(g)
+	if old != nil {
+		old.retire()
+	}
+	return old
+}
+
+// acquire pins a request to the generation in force. The second load
+// closes the race with Swap: a request counted on a generation that was
+// replaced meanwhile moves to the new one, so that once a retired
+// generation's count reaches zero no request can still start on it.
+func (s *Server) acquire() *Generation {
+	for {
+		g := s.gen.Load()
+		g.inflight.Add(1)
+		if s.gen.Load() == g {
+			return g
+		}
+		g.release()
+	}
 }
 
 // Start binds every listener and starts serving. On error, listeners opened

@@ -34,6 +34,10 @@ type Status struct {
 	State        string `json:"state"`
 	Error        string `json:"error,omitempty"`
 	Instances    int    `json:"instances,omitempty"`
+	// UpdateError is why the latest configuration of this plugin could not
+	// be applied; Serving then says which version still serves.
+	UpdateError string `json:"updateError,omitempty"`
+	Serving     string `json:"serving,omitempty"`
 }
 
 // Options configure a Manager.
@@ -46,6 +50,9 @@ type Options struct {
 	// means the host default.
 	RecycleMemoryBytes uint64
 	Logger             *slog.Logger
+	// Fetcher gets modules from spec.url; nil uses a shared default
+	// (cache in DefaultCacheDir()).
+	Fetcher *Fetcher
 }
 
 // Manager loads plugin sets. Safe for concurrent use.
@@ -68,6 +75,8 @@ type entry struct {
 	scope   scope
 	factory gateway.FilterFactory // nil when inactive
 	plugin  *wasmhost.Plugin
+	ref     *pluginRef // the set's hold on plugin (shared across generations)
+	outcome string     // what the update that built this entry did (Outcome)
 }
 
 // Set is the plugins of one configuration generation, ordered for the
@@ -81,15 +90,15 @@ type Set struct {
 // Load builds every plugin of snap. A plugin that fails to load is kept as
 // a failed entry that applies its fail strategy; the others run.
 func (m *Manager) Load(ctx context.Context, snap *config.Snapshot) *Set {
-	s := &Set{}
-	for _, wp := range order(snap.WasmPlugins) {
-		e := m.load(ctx, wp)
-		s.entries = append(s.entries, e)
-	}
+	s, _ := m.Update(ctx, nil, snap)
 	return s
 }
 
-func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
+// load builds one plugin. prev is the same-named plugin of the generation
+// in force (nil at start): it is reused when its code and configuration
+// are unchanged, reconfigured when only the configuration changed, and
+// kept serving when the new version fails (see reuse.go).
+func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin, prev *entry) *entry {
 	spec := &wp.Spec
 	name := config.PluginName(wp)
 	e := &entry{
@@ -99,6 +108,10 @@ func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
 	}
 	logger := m.logger.With("plugin", name)
 	fail := func(err error) *entry {
+		if prev != nil && prev.ref != nil {
+			return m.keepPrevious(e, prev, err, logger)
+		}
+		e.outcome = OutcomeFailed
 		e.status.State, e.status.Error = StateFailed, err.Error()
 		if spec.FailStrategy != v1alpha1.FailOpen {
 			// FAIL_OPEN plugins are simply left out of the chain.
@@ -112,11 +125,12 @@ func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
 		return fail(fmt.Errorf("configuration: %w", err))
 	}
 	if !deploy {
+		e.outcome = OutcomeInactive
 		e.status.State = StateInactive
 		logger.Info("plugin has no configuration that applies anywhere; not deployed")
 		return e
 	}
-	wasm, err := fetch(spec.URL, spec.SHA256)
+	wasm, err := m.opts.Fetcher.Fetch(ctx, spec.URL, spec.SHA256, spec.ImagePullPolicy, spec.ImagePullSecret)
 	if err != nil {
 		return fail(err)
 	}
@@ -135,11 +149,18 @@ func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin) *entry {
 
 		MaxMemoryBytes: m.opts.RecycleMemoryBytes,
 	}
+	if m.reuse(ctx, e, prev, mod, ps, logger) {
+		return e
+	}
 	p, err := wasmhost.NewPlugin(ctx, m.opts.Runtime, mod, ps, m.opts.Services)
 	if err != nil {
 		return fail(err)
 	}
-	e.plugin, e.factory = p, p
+	e.plugin, e.factory, e.ref = p, p, newPluginRef(p)
+	e.outcome = OutcomeAdded
+	if prev != nil && prev.ref != nil {
+		e.outcome = OutcomeCodeUpdated
+	}
 	e.status.State = StateReady
 	e.status.Instances, _ = p.Instances()
 	logger.Info("plugin ready", "abi", mod.ABI.String(), "sha256", mod.SHA256[:12], "instances", e.status.Instances, "compile", mod.CompileTime.String())
@@ -245,7 +266,9 @@ func (s *Set) Memory() map[string][]uint64 {
 	return out
 }
 
-// Close tears every plugin down. Idempotent.
+// Close releases the set's hold on its plugins: a plugin no other set
+// (generation) uses drains its pinned streams, then closes, at the latest
+// when ctx ends. Idempotent.
 func (s *Set) Close(ctx context.Context) {
 	s.mu.Lock()
 	if s.closed {
@@ -255,8 +278,8 @@ func (s *Set) Close(ctx context.Context) {
 	s.closed = true
 	s.mu.Unlock()
 	for _, e := range s.entries {
-		if e.plugin != nil {
-			e.plugin.Close(ctx)
+		if e.ref != nil {
+			e.ref.release(ctx)
 		}
 	}
 }

@@ -149,7 +149,16 @@ func startGateway(t testing.TB, cfg gwConfig) *gw {
 		fmt.Sprintf("accessLog: {path: %q}", g.accessLog),
 	}, cfg.Spec...)
 	text := doc("Gateway", "e2e", "{"+strings.Join(members, ", ")+"}") + strings.Join(cfg.Docs, "")
-	g.cfgPath = filepath.Join(dir, "sluice.yaml")
+	return g.launch(text)
+}
+
+// launch writes the configuration text to the gateway's directory, loads
+// it and starts the gateway, stopped (and dumped on failure) when the test
+// ends.
+func (g *gw) launch(text string) *gw {
+	t := g.t
+	t.Helper()
+	g.cfgPath = filepath.Join(g.dir, "sluice.yaml")
 	if err := os.WriteFile(g.cfgPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
