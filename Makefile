@@ -56,7 +56,7 @@ fuzz: ## Fuzz the config decoder for 60s
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/config
 
 .PHONY: bench
-bench: build ## Load benchmarks: stand-in direct, plain reverse proxy, sluice, sluice + 1/5/10 Wasm plugins (ratios)
+bench: build plugins ## Load benchmarks: stand-in direct, plain reverse proxy, sluice, sluice + 1/5/10 no-op plugins, sluice + the six AI plugins (ratios)
 	$(GO) run ./bench/cmd/benchrun -sluice $(BIN)
 
 .PHONY: clean

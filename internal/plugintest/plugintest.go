@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -73,15 +72,7 @@ func Build(t testing.TB, name string) string {
 		if r.dir, r.err = os.MkdirTemp("", "sluice-"+name+"-"); r.err != nil {
 			return
 		}
-		out := filepath.Join(r.dir, name+".wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		start := time.Now()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			r.err = fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
-			return
-		}
-		fmt.Fprintf(os.Stderr, "built %s in %s\n", out, time.Since(start).Round(10*time.Millisecond))
+		r.err = buildPlugin(".", filepath.Join(r.dir, name+".wasm"))
 	})
 	if r.err != nil {
 		t.Fatalf("building the plugin: %v", r.err)

@@ -57,8 +57,9 @@ func run() int {
 	fs.StringVar(&opts.Commands.PlainReady, "plain-ready", opts.Commands.PlainReady, "URL answering 200 once the plain proxy serves")
 	fs.StringVar(&opts.Commands.GatewayReady, "gateway-ready", opts.Commands.GatewayReady, "URL answering 200 once the gateway serves")
 	fs.StringVar(&opts.Commands.GatewayPlugins, "gateway-plugins", opts.Commands.GatewayPlugins, "URL listing the gateway's plugins like Sluice's /config_dump, checked after a chain target starts (empty: no check)")
-	targets := fs.String("targets", "all", "targets to run, comma-separated: direct, plain, sluice and the chains of -noop-chains (sluice-wasmN); all: every one")
+	targets := fs.String("targets", "all", "targets to run, comma-separated: direct, plain, sluice, the chains of -noop-chains (sluice-wasmN) and "+harness.AIChainName+"; all: every one")
 	noopChains := fs.String("noop-chains", joinInts(harness.DefaultNoopChainSizes), "chain lengths of the no-op Wasm plugin targets sluice-wasmN, comma-separated (empty: none)")
+	aiChain := fs.Bool("ai-chain", true, "run target "+harness.AIChainName+": the six core AI plugins from build/plugins (make plugins)")
 	scenarios := fs.String("scenarios", "chat-throughput,chat-latency,stream", "scenarios to run, comma-separated")
 	fs.IntVar(&opts.Rounds, "rounds", opts.Rounds, "rounds per scenario (targets interleaved in each); medians are reported")
 	warmup := fs.Duration("warmup", time.Second, "warm-up before every measured run")
@@ -101,6 +102,9 @@ func run() int {
 		return 2
 	}
 	opts.Chains = harness.NoopChains(sizes...)
+	if *aiChain {
+		opts.Chains = append(opts.Chains, harness.AIChain())
+	}
 	if opts.Targets = splitList(*targets); len(opts.Targets) == 1 && opts.Targets[0] == "all" {
 		opts.Targets = opts.AllTargets()
 	}

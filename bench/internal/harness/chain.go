@@ -30,6 +30,23 @@ type ChainTarget struct {
 	// lower-case letters, digits and '-'.
 	Name    string
 	Plugins []ChainPlugin
+	// Resources are extra configuration documents appended to the
+	// generated configuration (a Redis cluster the plugins use, say).
+	Resources string
+	// Header is sent with every request of the load to this target (a
+	// consumer name, an API key).
+	Header map[string]string
+	// Setup requests are sent to the gateway, in order, after it started
+	// and before the load; each must answer 2xx (seeding a quota, say).
+	Setup []SetupRequest
+}
+
+// SetupRequest is one request a chain target needs before its load.
+type SetupRequest struct {
+	Method string
+	Path   string
+	Header map[string]string
+	Body   string
 }
 
 // ChainPlugin is one WasmPlugin of a chain. Exactly one of Wasm and
@@ -115,14 +132,22 @@ func validateChains(chains []ChainTarget) []error {
 				problems = append(problems, fmt.Errorf("%s: set exactly one of Wasm (a file) and TestPlugin (a wasmtest name)", pw))
 			}
 		}
+		for j, r := range c.Setup {
+			if r.Method == "" || !strings.HasPrefix(r.Path, "/") {
+				problems = append(problems, fmt.Errorf("%s: setup request #%d: needs a method and a path starting with /", where, j+1))
+			}
+		}
 	}
 	return problems
 }
 
 // ChainInfo is a chain target as run, recorded in the JSON.
 type ChainInfo struct {
-	Name    string       `json:"name"`
-	Plugins []PluginInfo `json:"plugins"`
+	Name      string            `json:"name"`
+	Plugins   []PluginInfo      `json:"plugins"`
+	Resources string            `json:"resources,omitempty"`
+	Header    map[string]string `json:"header,omitempty"`
+	Setup     []SetupRequest    `json:"setup,omitempty"`
 }
 
 // PluginInfo is one plugin of a chain as run.
@@ -143,7 +168,7 @@ func (h *harness) resolveChains() error {
 		if !slices.Contains(h.opts.Targets, c.Name) {
 			continue
 		}
-		info := ChainInfo{Name: c.Name}
+		info := ChainInfo{Name: c.Name, Resources: c.Resources, Header: c.Header, Setup: c.Setup}
 		for _, p := range c.Plugins {
 			pi, err := h.resolvePlugin(p)
 			if err != nil {
@@ -257,6 +282,30 @@ func checkPlugins(ctx context.Context, url string, want []PluginInfo) error {
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return fmt.Errorf("plugin check: %d of %d plugins not as configured:\n    %s", len(problems), len(want), strings.Join(problems, "\n    "))
+	}
+	return nil
+}
+
+// runSetup sends a chain target's setup requests to the gateway at addr.
+func runSetup(ctx context.Context, addr string, setup []SetupRequest) error {
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for i, r := range setup {
+		req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+r.Path, strings.NewReader(r.Body))
+		if err != nil {
+			return fmt.Errorf("setup request #%d: %w", i+1, err)
+		}
+		for k, v := range r.Header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("setup request #%d (%s %s): %w", i+1, r.Method, r.Path, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("setup request #%d (%s %s): %s: %s", i+1, r.Method, r.Path, resp.Status, strings.TrimSpace(string(body)))
+		}
 	}
 	return nil
 }

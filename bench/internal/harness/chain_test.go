@@ -33,7 +33,7 @@ func TestNoopChains(t *testing.T) {
 	if errs := validateChains(chains); len(errs) > 0 {
 		t.Errorf("NoopChains invalid: %v", errs)
 	}
-	if got := DefaultOptions().AllTargets(); !slices.Equal(got, []string{"direct", "plain", "sluice", "sluice-wasm1", "sluice-wasm5", "sluice-wasm10"}) {
+	if got := DefaultOptions().AllTargets(); !slices.Equal(got, []string{"direct", "plain", "sluice", "sluice-wasm1", "sluice-wasm5", "sluice-wasm10", "sluice-ai6"}) {
 		t.Errorf("default targets %q", got)
 	}
 }
@@ -181,5 +181,64 @@ func TestResolvePlugin(t *testing.T) {
 	}
 	if _, err := h.resolvePlugin(ChainPlugin{Name: "r", TestPlugin: "go/nonesuch"}); err == nil || !strings.Contains(err.Error(), "go/noop") {
 		t.Errorf("unknown test plugin: %v, want an error listing the known ones", err)
+	}
+}
+
+// TestGatewayConfigWithResources: a chain's extra documents end up in the
+// generated configuration, which Sluice's loader accepts.
+func TestGatewayConfigWithResources(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "noop.wasm")
+	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := "apiVersion: sluice.dev/v1alpha1\nkind: Cluster\nmetadata: {name: redis}\nspec:\n  type: redis\n  redis: {embedded: true}\n"
+	path, err := writeGatewayConfig(dir, "sluice-ai", gatewayConfigData{
+		Listen: "127.0.0.1:18080", Admin: "127.0.0.1:19901", Upstream: "127.0.0.1:19000",
+		Plugins: []PluginInfo{{Name: "p", Wasm: wasm}}, Resources: strings.TrimSpace(res),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := config.Parse(path, data)
+	if err != nil {
+		t.Fatalf("config.Parse: %v\n%s", err, data)
+	}
+	if len(snap.Clusters) != 2 || snap.Clusters[1].Metadata.Name != "redis" || len(snap.WasmPlugins) != 1 {
+		t.Errorf("extra resources lost:\n%s", data)
+	}
+}
+
+func TestRunSetup(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Admin")+" "+string(b))
+		if r.URL.Path == "/fail" {
+			http.Error(w, "no quota admin here", http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	err := runSetup(context.Background(), addr, []SetupRequest{
+		{Method: "POST", Path: "/quota/refresh", Header: map[string]string{"X-Admin": "k"}, Body: "consumer=a&quota=9"},
+		{Method: "GET", Path: "/quota"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"POST /quota/refresh k consumer=a&quota=9", "GET /quota  "}; !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	err = runSetup(context.Background(), addr, []SetupRequest{{Method: "POST", Path: "/fail"}})
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "no quota admin here") {
+		t.Errorf("a failing setup request gave %v", err)
+	}
+	if errs := validateChains([]ChainTarget{{Name: "x", Plugins: []ChainPlugin{{Name: "p", Wasm: "a.wasm"}}, Setup: []SetupRequest{{Path: "nope"}}}}); len(errs) != 1 {
+		t.Errorf("a setup request without method and path: %v", errs)
 	}
 }

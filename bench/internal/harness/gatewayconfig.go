@@ -51,6 +51,10 @@ spec:
 {{- end}}
   defaultConfig: {{json .Config}}
 {{- end}}
+{{- with .Resources}}
+---
+{{.}}
+{{- end}}
 `))
 
 // gatewayConfigData is what the generated configuration is made of: the
@@ -58,6 +62,8 @@ spec:
 type gatewayConfigData struct {
 	Listen, Admin, Upstream string
 	Plugins                 []PluginInfo
+	// Resources are a chain target's extra documents.
+	Resources string
 }
 
 // toJSON renders v as JSON, which YAML reads as a flow collection; nil

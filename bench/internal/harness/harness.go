@@ -72,7 +72,7 @@ const (
 // (21 s per target: three scenarios of 9, 6 and 6 s with warm-up, six
 // targets).
 func DefaultOptions() Options {
-	chains := NoopChains(DefaultNoopChainSizes...)
+	chains := append(NoopChains(DefaultNoopChainSizes...), AIChain())
 	return Options{
 		Commands: DefaultCommands,
 		Chains:   chains,

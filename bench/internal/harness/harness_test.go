@@ -280,7 +280,7 @@ func TestOptionsValidateReportsEveryProblem(t *testing.T) {
 		t.Fatal("Validate accepted bad options")
 	}
 	for _, want := range []string{
-		"-rounds 0", `unknown target "nginx" (known: direct, plain, sluice, sluice-wasm1, sluice-wasm5, sluice-wasm10, ai6)`,
+		"-rounds 0", `unknown target "nginx" (known: direct, plain, sluice, sluice-wasm1, sluice-wasm5, sluice-wasm10, sluice-ai6, ai6)`,
 		"concurrency 0", "unknown placeholder {cfg}",
 		`chain "sluice": the name is taken by a built-in target`, `chain "sluice": no plugins`,
 		`chain "ai6": plugin "ai-proxy": set exactly one of Wasm`, `chain "ai6": plugin "ai-proxy": listed twice`,

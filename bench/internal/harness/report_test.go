@@ -286,7 +286,7 @@ func TestReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "chain-comparison.json.golden", append(b, '\n'))
-	if len(report.Chains) != 3 || len(report.Chains[2].Plugins) != 10 {
+	if len(report.Chains) != 4 || len(report.Chains[2].Plugins) != 10 || report.Chains[3].Name != AIChainName || len(report.Chains[3].Plugins) != 6 {
 		t.Errorf("report.Chains: %+v", report.Chains)
 	}
 	if report.Verdict != VerdictPass || len(report.Failures) != 1 {

@@ -38,10 +38,14 @@ type Scenario struct {
 	Goal string
 }
 
-func (s Scenario) request(addr string) loadgen.Request {
+// request is the scenario's request to addr, with extra headers.
+func (s Scenario) request(addr string, extra map[string]string) loadgen.Request {
 	h := http.Header{"Content-Type": {"application/json"}}
 	if s.Stream {
 		h.Set("Accept", "text/event-stream")
+	}
+	for k, v := range extra {
+		h.Set(k, v)
 	}
 	return loadgen.Request{
 		Method: http.MethodPost,
@@ -114,7 +118,7 @@ func (h *harness) runScenario(ctx context.Context, sc Scenario) (*scenarioRun, e
 // preflight sends the scenario's request once, so a misconfigured target
 // fails with its own answer rather than as a run full of errors.
 func (h *harness) preflight(ctx context.Context, ts *targetSet, sc Scenario, target string) error {
-	_, err := loadgen.Probe(ctx, sc.request(ts.addr[target]), h.opts.RequestTimeout)
+	_, err := loadgen.Probe(ctx, sc.request(ts.addr[target], h.chains[target].Header), h.opts.RequestTimeout)
 	if err == nil {
 		return nil
 	}
@@ -130,7 +134,7 @@ func (h *harness) runOnce(ctx context.Context, ts *targetSet, sc Scenario, targe
 	before := ts.cpu()
 	began := time.Now()
 	res, err := loadgen.Run(ctx, loadgen.Config{
-		Request:     sc.request(ts.addr[target]),
+		Request:     sc.request(ts.addr[target], h.chains[target].Header),
 		Concurrency: sc.Concurrency,
 		Warmup:      sc.Warmup,
 		Duration:    sc.Duration,

@@ -215,6 +215,7 @@ func (h *harness) startGateway(ctx context.Context, ts *targetSet, t string, var
 	p, addrs, err := h.startOne(ctx, targetProcess(t), 2, timeout, func(a []string) ([]string, string, error) {
 		cfg, err := writeGatewayConfig(h.tmpDir, t, gatewayConfigData{
 			Listen: a[0], Admin: a[1], Upstream: vars["upstream"], Plugins: chain.Plugins,
+			Resources: strings.TrimSpace(chain.Resources),
 		})
 		if err != nil {
 			return nil, "", err
@@ -234,6 +235,12 @@ func (h *harness) startGateway(ctx context.Context, ts *targetSet, t string, var
 			}
 			return p.failure(err.Error() + "\n  (a chain target needs Sluice as the gateway: -noop-chains '' drops the chain targets, -gateway-plugins '' skips this check)")
 		}
+	}
+	if err := runSetup(ctx, addrs[0], chain.Setup); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return p.failure(err.Error())
 	}
 	return nil
 }
