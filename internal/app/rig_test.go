@@ -72,6 +72,9 @@ type pluginSpec struct {
 	// reject makes the configuration one the plugin rejects (configure
 	// returns false).
 	reject bool
+	// raw, when set, is the JSON configuration as is (value and reject are
+	// then unused).
+	raw string
 }
 
 // rigConfig is what a rig's configuration file says.
@@ -88,6 +91,9 @@ type rigConfig struct {
 	dir bool
 	// pool is the instance count per plugin (default 2).
 	pool int
+	// extra is appended to the file: more YAML documents, each starting
+	// with "---".
+	extra string
 }
 
 func (c rigConfig) render(r *rig) string {
@@ -111,11 +117,15 @@ func (c rigConfig) render(r *rig) string {
 		fmt.Fprintf(&b, "---\napiVersion: extensions.higress.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: %s}\nspec:\n  url: %q\n  defaultConfig: %s\n",
 			p.name, "file://"+filepath.Join(r.dir, string(p.mod)), cfg)
 	}
+	b.WriteString(c.extra)
 	return b.String()
 }
 
 // pluginConfig renders the JSON configuration of p for its module.
 func pluginConfig(p pluginSpec) string {
+	if p.raw != "" {
+		return p.raw
+	}
 	var v any
 	switch {
 	case p.mod == hello && p.reject:
@@ -203,6 +213,11 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 
 func (r *rig) upstream(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("X-Seen-Cfg", req.Header.Get("X-Cfg"))
+	for _, h := range []string{"X-A-Req", "X-B-Req"} { // plugin chain tests
+		if v := req.Header.Get(h); v != "" {
+			w.Header().Set("X-Seen-"+strings.TrimSuffix(strings.TrimPrefix(h, "X-"), "-Req"), v)
+		}
+	}
 	if req.URL.Path == "/sse" {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)

@@ -73,10 +73,11 @@ func NewManager(opts Options) *Manager {
 type entry struct {
 	status  Status
 	scope   scope
-	factory gateway.FilterFactory // nil when inactive
+	factory gateway.FilterFactory // nil when inactive; binding.b when the plugin runs
 	plugin  *wasmhost.Plugin
-	ref     *pluginRef // the set's hold on plugin (shared across generations)
-	outcome string     // what the update that built this entry did (Outcome)
+	ref     *pluginRef  // the set's hold on plugin (shared across generations)
+	binding *bindingRef // the set's hold on the configuration version it runs
+	outcome string      // what the update that built this entry did (Outcome)
 }
 
 // Set is the plugins of one configuration generation, ordered for the
@@ -156,7 +157,8 @@ func (m *Manager) load(ctx context.Context, wp *v1alpha1.WasmPlugin, prev *entry
 	if err != nil {
 		return fail(err)
 	}
-	e.plugin, e.factory, e.ref = p, p, newPluginRef(p)
+	b := p.Bind()
+	e.plugin, e.factory, e.ref, e.binding = p, b, newPluginRef(p), newBindingRef(b)
 	e.outcome = OutcomeAdded
 	if prev != nil && prev.ref != nil {
 		e.outcome = OutcomeCodeUpdated
@@ -266,9 +268,11 @@ func (s *Set) Memory() map[string][]uint64 {
 	return out
 }
 
-// Close releases the set's hold on its plugins: a plugin no other set
-// (generation) uses drains its pinned streams, then closes, at the latest
-// when ctx ends. Idempotent.
+// Close releases the set's hold on its plugins and on the configuration
+// versions it runs: a version no other set uses retires (its root contexts
+// end with their last streams), a plugin no other set (generation) uses
+// drains its pinned streams, then closes, at the latest when ctx ends.
+// Idempotent.
 func (s *Set) Close(ctx context.Context) {
 	s.mu.Lock()
 	if s.closed {
@@ -278,6 +282,11 @@ func (s *Set) Close(ctx context.Context) {
 	s.closed = true
 	s.mu.Unlock()
 	for _, e := range s.entries {
+		// The configuration version first: once no set holds it, its root
+		// contexts retire as their streams end.
+		if e.binding != nil {
+			e.binding.release()
+		}
 		if e.ref != nil {
 			e.ref.release(ctx)
 		}

@@ -66,14 +66,49 @@ func (r *pluginRef) release(ctx context.Context) {
 	}
 }
 
+// bindingRef counts the sets holding one configuration version of a
+// plugin (a wasmhost.Binding), as pluginRef counts them for the plugin. A
+// set hands out the streams of its version only: a request of one
+// generation runs every plugin with that generation's configuration, even
+// when it reaches a plugin after a newer generation reconfigured it. The
+// binding is released when the last set holding it is closed; the
+// version's root contexts then retire as their streams end.
+type bindingRef struct {
+	b  *wasmhost.Binding
+	mu sync.Mutex
+	n  int
+}
+
+func newBindingRef(b *wasmhost.Binding) *bindingRef { return &bindingRef{b: b, n: 1} }
+
+func (r *bindingRef) acquire() *bindingRef {
+	r.mu.Lock()
+	r.n++
+	r.mu.Unlock()
+	return r
+}
+
+func (r *bindingRef) release() {
+	r.mu.Lock()
+	r.n--
+	last := r.n == 0
+	r.mu.Unlock()
+	if last {
+		r.b.Release()
+	}
+}
+
 // Update builds the plugin set of snap from prev, the set in force (nil at
 // start). For each plugin of the same name in prev:
 //
 //   - same code (module sha256), same pool shape and same configuration:
 //     the plugin is reused as is;
 //   - same code and shape, new configuration: every live instance gets a
-//     new root context (wasmhost.Plugin.UpdateConfig); streams already
-//     attached keep the old root until they end;
+//     new root context (wasmhost.Plugin.UpdateConfig), and the new set
+//     hands out streams bound to that configuration version while prev
+//     keeps handing out the previous one: a request runs every plugin
+//     with its own generation's configuration. The previous version's
+//     roots retire once no set holds it and their streams have ended;
 //   - new code (or a new root id, fail strategy, environment or pool
 //     size): a new pool is built (canary first); the old plugin drains when
 //     the last set holding it is closed;
@@ -131,16 +166,22 @@ func (m *Manager) reuse(ctx context.Context, e, prev *entry, mod *wasmhost.Modul
 		return false
 	}
 	e.outcome = OutcomeUnchanged
-	if !bytes.Equal(cur.Config, ps.Config) {
-		if err := p.UpdateConfig(ctx, ps.Config); err != nil {
+	// Compare with the version prev serves, not the plugin's newest one: a
+	// set built and then discarded may have added a newer version.
+	if !bytes.Equal(prev.binding.b.Config(), ps.Config) {
+		b, err := p.UpdateConfig(ctx, ps.Config)
+		if err != nil {
 			m.keepPrevious(e, prev, err, logger)
 			return true
 		}
+		e.binding = newBindingRef(b)
 		e.outcome = OutcomeConfigUpdated
-		logger.Info("plugin configuration updated on its live instances")
+		logger.Info("plugin configuration updated on its live instances", "version", b.Version())
+	} else {
+		e.binding = prev.binding.acquire()
 	}
 	e.ref = prev.ref.acquire()
-	e.plugin, e.factory = p, p
+	e.plugin, e.factory = p, e.binding.b
 	e.status.State = StateReady
 	return true
 }
@@ -172,6 +213,7 @@ func withDefaults(s wasmhost.PluginSpec) wasmhost.PluginSpec {
 // chain position inputs) after the new version of the plugin failed.
 func (m *Manager) keepPrevious(e, prev *entry, err error, logger *slog.Logger) *entry {
 	e.ref = prev.ref.acquire()
+	e.binding = prev.binding.acquire()
 	e.plugin, e.factory, e.scope = prev.plugin, prev.factory, prev.scope
 	e.status = prev.status
 	e.status.State, e.status.Error = StateReady, ""

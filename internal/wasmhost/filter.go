@@ -15,9 +15,12 @@ type Filter struct {
 	p    *Plugin
 	h    *gateway.FilterHandle
 	in   *Instance // nil when no instance was available
-	root uint32
-	id   uint32 // stream context id, 0 until created
-	gone bool   // context deleted
+	root uint32    // root context of the stream's configuration version (0: none)
+	// startErr is why the stream has no root: its instance died, or the
+	// root of its version could not be started there.
+	startErr error
+	id       uint32 // stream context id, 0 until created
+	gone     bool   // context deleted
 
 	failed bool // fail-open: skip this plugin for the rest of the stream
 
@@ -54,6 +57,10 @@ func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, 
 	in := f.in
 	if in == nil {
 		f.fail(phase, errInstanceDead)
+		return 0, false
+	}
+	if f.startErr != nil {
+		f.fail(phase, f.startErr)
 		return 0, false
 	}
 	in.mu.Lock()
@@ -252,7 +259,9 @@ func (f *Filter) OnDestroy() {
 		delete(in.contexts, f.id)
 	}
 	f.gone = true
-	in.detach(f.root)
+	if f.root != 0 {
+		in.detach(f.root)
+	}
 }
 
 // inFn selects an export of the pinned instance (nil-safe).

@@ -41,8 +41,9 @@ type rootState struct {
 	tickPeriod time.Duration
 	tickStop   chan struct{}
 	deleted    bool
-	retiring   bool // a newer configuration replaced it
-	streams    int  // streams attached to it
+	retiring   bool     // its version retired: it ends with its last stream
+	streams    int      // streams attached to it
+	ver        *version // the configuration version it runs
 }
 
 // Instance is one instantiated module. It runs one guest call at a time;
@@ -76,7 +77,8 @@ type Instance struct {
 	stack     []uint64
 	nextID    uint32
 	contexts  map[uint32]*guestContext
-	root      uint32 // the root context new streams attach to
+	roots     map[*version]uint32 // the root context of each version started here
+	root      uint32              // the root of the newest version this instance was given
 	current   uint32
 	effective uint32
 	callOwner *Filter // the stream whose driver makes the current call (nil: background)
@@ -98,7 +100,7 @@ type Instance struct {
 
 // newInstance instantiates the plugin's module and runs its start function.
 func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
-	in := &Instance{plugin: p, id: id, abi: p.module.ABI, contexts: map[uint32]*guestContext{},
+	in := &Instance{plugin: p, id: id, abi: p.module.ABI, contexts: map[uint32]*guestContext{}, roots: map[*version]uint32{},
 		callouts: map[uint32]*pendingCallout{}, metricIDs: map[uint32]*pluginMetric{}, stack: make([]uint64, 8)}
 	in.logger = p.logger.With("instance", id)
 	in.callCtx = context.WithValue(context.Background(), instKey{}, in)
@@ -230,13 +232,18 @@ func (in *Instance) newContextID() uint32 {
 	return in.nextID
 }
 
-// startRoot creates, starts and configures a root context with config.
-// On failure the context is removed again. The caller holds in.mu.
-func (in *Instance) startRoot(config []byte) (uint32, error) {
+// startRoot creates, starts and configures a root context for version v
+// (at most one per version and instance). On failure the context is removed
+// again. The caller holds in.mu.
+func (in *Instance) startRoot(v *version) (uint32, error) {
+	if id, ok := in.roots[v]; ok {
+		return id, nil
+	}
 	id := in.newContextID()
-	gc := &guestContext{id: id, rs: &rootState{config: config}}
+	gc := &guestContext{id: id, rs: &rootState{config: v.config, ver: v}}
 	in.contexts[id] = gc
-	if err := in.configureRoot(id, config); err != nil {
+	in.roots[v] = id
+	if err := in.configureRoot(id, v.config); err != nil {
 		in.retireRoot(id)
 		return 0, err
 	}
@@ -278,6 +285,9 @@ func (in *Instance) retireRoot(id uint32) {
 		gc.rs.tickStop = nil
 	}
 	gc.rs.deleted = true
+	if v := gc.rs.ver; v != nil && in.roots[v] == id {
+		delete(in.roots, v)
+	}
 	for tok, c := range in.callouts {
 		if c.root == id {
 			if c.cancel != nil {
@@ -294,15 +304,39 @@ func (in *Instance) retireRoot(id uint32) {
 	delete(in.contexts, id)
 }
 
-// attach pins a new stream to the current root; detach undoes it and
-// retires a replaced root once its last stream is gone.
-func (in *Instance) attach() uint32 {
+// attach pins a new stream to the root context of version v, starting and
+// configuring that root first when this instance has none (an instance
+// created after v was superseded); detach undoes it and retires the root of
+// a retired version once its last stream is gone. attach also retires idle
+// roots of retired versions that a retirement pass could not see (an
+// instance that was being created meanwhile).
+func (in *Instance) attach(v *version) (uint32, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if gc := in.contexts[in.root]; gc != nil && gc.rs != nil {
-		gc.rs.streams++
+	for rv, id := range in.roots {
+		if rv != v && rv.retired.Load() {
+			if gc := in.contexts[id]; gc != nil && gc.rs != nil && gc.rs.streams <= 0 {
+				in.retireRoot(id)
+			}
+		}
 	}
-	return in.root
+	if in.dead.Load() {
+		return 0, errInstanceDead
+	}
+	id, ok := in.roots[v]
+	if !ok {
+		var err error
+		if id, err = in.startRoot(v); err != nil {
+			return 0, fmt.Errorf("starting the root context of configuration version %d: %w", v.seq, err)
+		}
+		in.logger.Info("root context started for an older configuration version", "version", v.seq, "root", id)
+	}
+	gc := in.contexts[id]
+	gc.rs.streams++
+	if v.retired.Load() {
+		gc.rs.retiring = true
+	}
+	return id, nil
 }
 
 func (in *Instance) detach(root uint32) {

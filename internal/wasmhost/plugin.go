@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +61,21 @@ type Services struct {
 	Logger   *slog.Logger
 }
 
-// Plugin is a compiled, configured plugin with its instance pool. It is a
-// gateway.FilterFactory. Safe for concurrent use.
+// Plugin is a compiled, configured plugin with its instance pool. Safe for
+// concurrent use.
+//
+// Each configuration of a plugin is a version: the one NewPlugin starts
+// with, then one per successful UpdateConfig. A Binding is a hold on one
+// version and the gateway.FilterFactory of that version: its streams run on
+// the version's root context in whatever instance they are pinned to, even
+// after newer versions exist. A version retires once no Binding holds it
+// and a newer one exists; each of its root contexts then ends
+// (proxy_on_done, proxy_on_delete) when its last stream does.
+//
+// Plugin itself is also a gateway.FilterFactory, for callers that own the
+// plugin alone: its streams run on the newest version at the time they
+// reach it. Callers that must keep a request on one configuration across
+// several plugins (configuration generations) use Bindings.
 type Plugin struct {
 	spec    PluginSpec
 	rt      *Runtime
@@ -72,9 +87,114 @@ type Plugin struct {
 	metrics *Metrics
 	redis   RedisClient
 	callObs prometheus.Observer // guest call latency, nil without metrics
+
+	// updateMu serialises UpdateConfig.
+	updateMu sync.Mutex
+	// vmu guards the version bookkeeping below and version.holds. It is
+	// never held while taking an instance's mu.
+	vmu     sync.Mutex
+	newest  *version // the version new instances configure
+	nextVer uint64   // sequence number of the newest version
 }
 
-var _ gateway.FilterFactory = (*Plugin)(nil)
+// version is one configuration of a plugin.
+type version struct {
+	seq    uint64
+	config []byte
+	holds  int // unreleased Bindings; guarded by Plugin.vmu
+	// retired is set once no Binding holds the version and a newer one
+	// exists: its roots end as their streams do, and a root started for it
+	// later (lazily) is retired as soon as its streams end.
+	retired atomic.Bool
+}
+
+var (
+	_ gateway.FilterFactory = (*Plugin)(nil)
+	_ gateway.FilterFactory = (*Binding)(nil)
+)
+
+// Binding is a hold on one configuration version of a plugin and the
+// gateway.FilterFactory of that version. Safe for concurrent use.
+type Binding struct {
+	p    *Plugin
+	v    *version
+	once sync.Once
+}
+
+// Name implements gateway.FilterFactory.
+func (b *Binding) Name() string { return b.p.spec.Name }
+
+// NewFilter implements gateway.FilterFactory: the stream is pinned to one
+// instance of the pool for its whole life and runs on this version's root
+// context there. An instance that has no root for the version (one created
+// after a newer version, to replace a crashed or recycled instance) starts
+// and configures one first; if that fails, the stream gets the plugin's fail
+// strategy (FAIL_CLOSE: 503 wasm_fail_stream; FAIL_OPEN: the plugin is
+// skipped).
+func (b *Binding) NewFilter(h *gateway.FilterHandle) gateway.Filter { return b.p.newFilter(h, b.v) }
+
+// Plugin returns the plugin the binding belongs to.
+func (b *Binding) Plugin() *Plugin { return b.p }
+
+// Config returns the version's configuration.
+func (b *Binding) Config() []byte { return b.v.config }
+
+// Version is the version's sequence number: 1 for the configuration the
+// plugin was created with, then one more per successful UpdateConfig.
+func (b *Binding) Version() uint64 { return b.v.seq }
+
+// Release gives the hold back. When no hold is left and a newer version
+// exists, the version retires: each of its root contexts ends (proxy_on_done,
+// proxy_on_delete) when its last stream does. Streams already created keep
+// running; a NewFilter after Release still works, but its root is retired
+// when its streams end. Idempotent.
+func (b *Binding) Release() {
+	b.once.Do(func() {
+		p := b.p
+		p.vmu.Lock()
+		b.v.holds--
+		retire := b.v.holds <= 0 && p.newest != b.v
+		p.vmu.Unlock()
+		if retire {
+			p.retireVersion(b.v)
+		}
+	})
+}
+
+// Bind takes a hold on the plugin's newest configuration version. The
+// caller releases it (Binding.Release) once it hands out no more streams.
+func (p *Plugin) Bind() *Binding {
+	p.vmu.Lock()
+	defer p.vmu.Unlock()
+	p.newest.holds++
+	return &Binding{p: p, v: p.newest}
+}
+
+func (p *Plugin) newestVersion() *version {
+	p.vmu.Lock()
+	defer p.vmu.Unlock()
+	return p.newest
+}
+
+// retireVersion retires v's root context in every instance: at once where
+// no stream is attached to it, else when its last stream ends (detach).
+func (p *Plugin) retireVersion(v *version) {
+	v.retired.Store(true)
+	for _, in := range p.pool.all() {
+		in.mu.Lock()
+		if !in.closed.Load() {
+			if id, ok := in.roots[v]; ok {
+				if gc := in.contexts[id]; gc != nil && gc.rs != nil {
+					gc.rs.retiring = true
+					if gc.rs.streams <= 0 {
+						in.retireRoot(id)
+					}
+				}
+			}
+		}
+		in.mu.Unlock()
+	}
+}
 
 // NewPlugin runs a canary (instantiate, root context, vm start, configure)
 // and then warms the pool. Any failure rejects the plugin with the reason.
@@ -93,7 +213,7 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 		logger = slog.Default()
 	}
 	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
-		logger: logger.With("plugin", spec.Name)}
+		logger: logger.With("plugin", spec.Name), nextVer: 1, newest: &version{seq: 1, config: spec.Config}}
 	if p.metrics != nil {
 		p.callObs = p.metrics.callLatency.WithLabelValues(spec.Name)
 	}
@@ -122,65 +242,82 @@ func (p *Plugin) Spec() PluginSpec {
 func (p *Plugin) Module() *Module { return p.module }
 
 // NewFilter implements gateway.FilterFactory: the stream is pinned to one
-// instance of the pool for its whole life.
+// instance of the pool for its whole life and runs on the newest
+// configuration version at the time it reaches the plugin. See Binding for
+// a factory that stays on one version.
 func (p *Plugin) NewFilter(h *gateway.FilterHandle) gateway.Filter {
+	return p.newFilter(h, p.newestVersion())
+}
+
+func (p *Plugin) newFilter(h *gateway.FilterHandle, v *version) *Filter {
 	f := &Filter{p: p, h: h}
 	if in := p.pool.acquire(); in != nil {
 		f.in = in
-		f.root = in.attach()
+		f.root, f.startErr = in.attach(v)
 	}
 	return f
 }
 
-// UpdateConfig switches the plugin to a new configuration without
-// replacing its instances (spec/host.md §2.4): a canary root context is
-// configured first; if the plugin rejects the configuration the old one
-// keeps serving and the error says why. Otherwise every live instance gets
-// a new root context, new streams attach to it, and each old root is
-// retired (proxy_on_done, proxy_on_delete) when its last stream ends.
-func (p *Plugin) UpdateConfig(ctx context.Context, cfg []byte) error {
+// UpdateConfig adds a configuration version without replacing the
+// plugin's instances (spec/host.md §2.4): a canary root context is
+// configured first; if the plugin rejects the configuration nothing
+// changes and the error says why. Otherwise every live instance gets a
+// root context for the new version, which becomes the newest (new
+// instances configure only it), and the returned Binding, a hold on it,
+// hands out streams that run on it. Older versions keep serving the
+// Bindings that hold them; a version no Binding holds any more retires
+// (see Binding.Release), the previous newest one at once if nothing holds
+// it.
+func (p *Plugin) UpdateConfig(ctx context.Context, cfg []byte) (*Binding, error) {
+	p.updateMu.Lock()
+	defer p.updateMu.Unlock()
 	insts := p.pool.live()
 	if len(insts) == 0 {
-		return fmt.Errorf("plugin %s: no live instance to configure", p.spec.Name)
+		return nil, fmt.Errorf("plugin %s: no live instance to configure", p.spec.Name)
 	}
-	type swap struct {
-		in   *Instance
-		root uint32
-	}
-	var done []swap
+	p.vmu.Lock()
+	v := &version{seq: p.nextVer + 1, config: cfg}
+	p.vmu.Unlock()
+	var done []*Instance
 	for i, in := range insts {
 		in.mu.Lock()
-		root, err := in.startRoot(cfg)
+		_, err := in.startRoot(v)
+		in.mu.Unlock()
 		if err != nil {
-			in.mu.Unlock()
-			for _, s := range done {
-				s.in.mu.Lock()
-				s.in.retireRoot(s.root)
-				s.in.mu.Unlock()
+			// v was never published: no stream can be attached to it.
+			for _, d := range done {
+				d.mu.Lock()
+				if id, ok := d.roots[v]; ok {
+					d.retireRoot(id)
+				}
+				d.mu.Unlock()
 			}
 			if i == 0 {
-				return fmt.Errorf("plugin %s: new configuration rejected: %w", p.spec.Name, err)
+				return nil, fmt.Errorf("plugin %s: new configuration rejected: %w", p.spec.Name, err)
 			}
-			return fmt.Errorf("plugin %s: new configuration failed on instance %d: %w", p.spec.Name, in.id, err)
+			return nil, fmt.Errorf("plugin %s: new configuration failed on instance %d: %w", p.spec.Name, in.id, err)
 		}
-		in.mu.Unlock()
-		done = append(done, swap{in, root})
+		done = append(done, in)
 	}
-	for _, s := range done {
-		in := s.in
-		in.mu.Lock()
-		old := in.root
-		in.root = s.root
-		if gc := in.contexts[old]; gc != nil && gc.rs != nil {
-			gc.rs.retiring = true
-			if gc.rs.streams <= 0 {
-				in.retireRoot(old)
-			}
-		}
-		in.mu.Unlock()
-	}
+	p.vmu.Lock()
+	p.nextVer = v.seq
+	old := p.newest
+	p.newest = v
+	v.holds = 1
+	retireOld := old.holds <= 0
+	p.vmu.Unlock()
 	p.pool.setConfig(cfg)
-	return nil
+	for _, in := range done {
+		in.mu.Lock()
+		if id, ok := in.roots[v]; ok {
+			in.root = id
+		}
+		in.mu.Unlock()
+	}
+	if retireOld {
+		p.retireVersion(old)
+	}
+	return &Binding{p: p, v: v}, nil
 }
 
 // Close tears down every instance and the plugin's Redis session.

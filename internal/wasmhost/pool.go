@@ -59,11 +59,10 @@ func (pl *Pool) spawn(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl.mu.Lock()
-	cfg := pl.p.spec.Config
-	pl.mu.Unlock()
+	// A new instance configures only the newest version; streams of older
+	// ones start their roots lazily (Instance.attach).
 	in.mu.Lock()
-	root, err := in.startRoot(cfg)
+	root, err := in.startRoot(pl.p.newestVersion())
 	in.root = root
 	in.mu.Unlock()
 	if err != nil {
@@ -271,6 +270,23 @@ func (pl *Pool) live() []*Instance {
 		if in != nil && !in.dead.Load() && !in.closed.Load() {
 			out = append(out, in)
 		}
+	}
+	return out
+}
+
+// all returns every instance that may hold root contexts: the slots and
+// the draining ones.
+func (pl *Pool) all() []*Instance {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var out []*Instance
+	for _, in := range pl.slots {
+		if in != nil {
+			out = append(out, in)
+		}
+	}
+	for in := range pl.draining {
+		out = append(out, in)
 	}
 	return out
 }

@@ -314,7 +314,7 @@ func TestD15ConfigUpdateKeepsInFlightStreamsOnTheOldRoot(t *testing.T) {
 	s.waitFor(t, "data: one\n\n[v1]")
 	streamInst := d15Tagged(t, h, "live", "v1", "s1")
 
-	if err := live.UpdateConfig(context.Background(), d15Config("v2")); err != nil {
+	if _, err := live.UpdateConfig(context.Background(), d15Config("v2")); err != nil {
 		t.Fatalf("UpdateConfig v2: %v", err)
 	}
 
@@ -370,7 +370,7 @@ func TestD15ConfigUpdateKeepsInFlightStreamsOnTheOldRoot(t *testing.T) {
 		`{"name": "bad", "on": {"configure": {"steps": [], "result": false}}}`,
 		`{"name": "bad", "unknown_field": true}`,
 	} {
-		err := live.UpdateConfig(context.Background(), []byte(bad))
+		_, err := live.UpdateConfig(context.Background(), []byte(bad))
 		if err == nil {
 			t.Fatalf("UpdateConfig(%s) succeeded, want an error", bad)
 		}
@@ -391,7 +391,7 @@ func TestD15ConfigUpdateKeepsInFlightStreamsOnTheOldRoot(t *testing.T) {
 		}
 	}
 	// Another plugin's update is not blocked by the rejected one.
-	if err := other.UpdateConfig(context.Background(), []byte(`{"name": "q2", "on": {"response_headers": [{"op": "set_header", "key": "x-other", "value": "q2"}]}}`)); err != nil {
+	if _, err := other.UpdateConfig(context.Background(), []byte(`{"name": "q2", "on": {"response_headers": [{"op": "set_header", "key": "x-other", "value": "q2"}]}}`)); err != nil {
 		t.Fatalf("other plugin's UpdateConfig: %v", err)
 	}
 	resp, _ = g.Do("GET", "/plain/other", "")
