@@ -62,6 +62,11 @@ func TestProcessNotReadyInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(time.Second)
+	// Listening first (a loaded machine may take a while to start it), so
+	// the short wait below sees the 404 rather than a refused connection.
+	if err := p.WaitReady(context.Background(), "http://"+addrs[0]+"/healthz", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	err = p.WaitReady(context.Background(), "http://"+addrs[0]+"/no-such-path", 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("WaitReady on a path answering 404: %v, want a not-ready error naming the 404", err)
