@@ -7,10 +7,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/api/v1alpha1"
 	"github.com/sluicegw/sluice/internal/pluginoci"
@@ -309,4 +312,26 @@ func emptyTarGz(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestFetchOCIRegistryTimeout: a registry that accepts connections but never
+// answers fails the fetch after the fetch timeout, naming the URL.
+func TestFetchOCIRegistryTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	f := newTestFetcher(t)
+	f.Timeout = 200 * time.Millisecond
+	url := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/plugins/slow:1.0.0"
+	_, err := f.Fetch(context.Background(), url, "", "", "")
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Fatalf("err = %v, want an UnreachableError for the timeout naming the URL", err)
+	}
 }
