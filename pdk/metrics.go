@@ -18,3 +18,25 @@ func IncrementCounter(name string, delta uint64) {
 	}
 	m.Increment(delta)
 }
+
+// ConsumerMetric is Higress's name for a per-request counter of the AI
+// plugins: route.<route>.upstream.<cluster>.model.<model>.consumer.<consumer>.metric.<name>,
+// with "-" for an unknown route or cluster, "none" for no model or
+// consumer. Dashboards and tag-extraction rules written for Higress match
+// it.
+func ConsumerMetric(ctx *Context, model, consumer, name string) string {
+	route, cluster := ctx.RouteName(), ctx.ClusterName()
+	if route == "" {
+		route = "-"
+	}
+	if cluster == "" {
+		cluster = "-"
+	}
+	if model == "" {
+		model = "none"
+	}
+	if consumer == "" {
+		consumer = "none"
+	}
+	return "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric." + name
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,46 +24,6 @@ import (
 // the same tests must pass on both.
 
 func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
-
-// redisBackend is where the quotas are kept.
-type redisBackend struct {
-	name string
-	// cluster returns the Cluster document named redis.static and the
-	// port its Envoy-style name carries.
-	cluster func(t *testing.T) (doc string, port int)
-}
-
-var backends = []redisBackend{
-	{"redis-server", func(t *testing.T) (string, int) { return redisCluster(t, redisserver.Start(t)) }},
-	{"embedded", func(t *testing.T) (string, int) {
-		return `---
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: redis.static}
-spec:
-  type: redis
-  redis: {embedded: true}
-`, 6379
-	}},
-}
-
-// redisCluster is a Cluster of type redis named redis.static for addr.
-func redisCluster(t *testing.T, addr string) (string, int) {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(p)
-	return fmt.Sprintf(`---
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: redis.static}
-spec:
-  type: redis
-  endpoints: [{address: %q}]
-`, addr), port
-}
 
 type gateway struct {
 	*plugintest.Gateway
@@ -229,9 +188,9 @@ func counterValue(text, suffix string) float64 {
 // a real redis-server and on the embedded store.
 func TestE2EQuotaLifecycle(t *testing.T) {
 	perRequest := tokensPerRequest(t)
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			doc, port := be.cluster(t)
+	for _, be := range plugintest.RedisBackends {
+		t.Run(be.Name, func(t *testing.T) {
+			doc, port := be.Cluster(t)
 			g := startGateway(t, doc, port, e2eConfig)
 
 			if r := g.chat(chatBody, "alice"); r.status != 403 || r.body != msgNoQuota {
@@ -283,7 +242,7 @@ func TestE2EQuotaLifecycle(t *testing.T) {
 
 // TestE2EAdminAndIdentityErrors: the answers that need no quota.
 func TestE2EAdminAndIdentityErrors(t *testing.T) {
-	doc, port := backends[1].cluster(t)
+	doc, port := plugintest.RedisBackends[1].Cluster(t)
 	g := startGateway(t, doc, port, e2eConfig)
 	for _, tc := range []struct {
 		name             string
@@ -322,7 +281,7 @@ func TestE2EAdminAndIdentityErrors(t *testing.T) {
 // TestE2ERedisDownDenies: with Redis unreachable requests are denied
 // (503), and the failure is logged and counted.
 func TestE2ERedisDownDenies(t *testing.T) {
-	doc, port := redisCluster(t, "127.0.0.1:"+redisserver.FreePort(t))
+	doc, port := plugintest.RedisCluster(t, "127.0.0.1:"+redisserver.FreePort(t))
 	g := startGateway(t, doc, port, `{"admin_consumer":"admin","redis":{"service_name":"redis.static","service_port":%d,"timeout":500}}`)
 	r := g.chat(chatBody, "alice")
 	if r.status != 503 || !strings.Contains(r.body, "The quota store is unavailable") {
@@ -342,7 +301,7 @@ func TestE2ERedisDownDenies(t *testing.T) {
 // TestE2EInvalidConfigNamesTheField: configure fails, the log names the
 // field, the plugin is reported failed.
 func TestE2EInvalidConfigNamesTheField(t *testing.T) {
-	doc, port := backends[1].cluster(t)
+	doc, port := plugintest.RedisBackends[1].Cluster(t)
 	g := startGateway(t, doc, port, `{"redis":{"service_name":"redis.static","service_port":%d}}`)
 	want := "configure: admin_consumer: is required"
 	if !strings.Contains(g.Logs.String(), want) {

@@ -317,19 +317,8 @@ func charge(ctx *pdk.Context, cfg *config) {
 	}
 }
 
-// metricName is Higress's counter naming:
-// route.<route>.upstream.<cluster>.model.none.consumer.<consumer>.metric.<name>.
+// metricName is Higress's counter naming for this plugin's counters (no
+// model: route.<route>.upstream.<cluster>.model.none.consumer.<consumer>.metric.<name>).
 func metricName(ctx *pdk.Context, name string) string {
-	route, cluster := ctx.RouteName(), ctx.ClusterName()
-	if route == "" {
-		route = "-"
-	}
-	if cluster == "" {
-		cluster = "-"
-	}
-	consumer := ctx.StringValue(valueConsumer, "")
-	if consumer == "" {
-		consumer = "none"
-	}
-	return "route." + route + ".upstream." + cluster + ".model.none.consumer." + consumer + ".metric." + name
+	return pdk.ConsumerMetric(ctx, "", ctx.StringValue(valueConsumer, ""), name)
 }

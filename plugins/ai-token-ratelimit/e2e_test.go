@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,49 +24,6 @@ import (
 // the same tests must pass on both.
 
 func TestMain(m *testing.M) { os.Exit(plugintest.RunMain(m)) }
-
-// redisBackend is where the windows are kept.
-type redisBackend struct {
-	name string
-	// cluster returns the Cluster document named redis.static and the
-	// port its Envoy-style name carries.
-	cluster func(t *testing.T) (doc string, port int)
-}
-
-var backends = []redisBackend{
-	{"redis-server", func(t *testing.T) (string, int) {
-		addr := redisserver.Start(t)
-		return redisCluster(t, addr)
-	}},
-	{"embedded", func(t *testing.T) (string, int) {
-		return `---
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: redis.static}
-spec:
-  type: redis
-  redis: {embedded: true}
-`, 6379
-	}},
-}
-
-// redisCluster is a Cluster of type redis named redis.static for addr.
-func redisCluster(t *testing.T, addr string) (string, int) {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(p)
-	return fmt.Sprintf(`---
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: redis.static}
-spec:
-  type: redis
-  endpoints: [{address: %q}]
-`, addr), port
-}
 
 type gateway struct {
 	*plugintest.Gateway
@@ -207,9 +163,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // rejection is counted. On a real redis-server and on the embedded store.
 func TestE2ELimitKicksInAtTheConfiguredNumber(t *testing.T) {
 	perRequest := tokensPerRequest(t)
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			doc, port := be.cluster(t)
+	for _, be := range plugintest.RedisBackends {
+		t.Run(be.Name, func(t *testing.T) {
+			doc, port := be.Cluster(t)
 			g := startGateway(t, doc, port, fmt.Sprintf(`{"rule_name":"e2e","rejected_code":429,"rejected_msg":"Token budget exhausted",
 				"redis":{"service_name":"redis.static","service_port":%%d,"timeout":2000},
 				"rule_items":[{"limit_by_per_consumer":"","limit_keys":[{"key":"*","token_per_minute":%d}]}]}`, 2*perRequest))
@@ -251,9 +207,9 @@ func TestE2ELimitKicksInAtTheConfiguredNumber(t *testing.T) {
 // TestE2EWindowResets: a per-second window used up by one request admits
 // requests again once it expires (TTL honoured by both stores).
 func TestE2EWindowResets(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			doc, port := be.cluster(t)
+	for _, be := range plugintest.RedisBackends {
+		t.Run(be.Name, func(t *testing.T) {
+			doc, port := be.Cluster(t)
 			g := startGateway(t, doc, port, `{"rule_name":"reset",
 				"redis":{"service_name":"redis.static","service_port":%d},
 				"global_threshold":{"token_per_second":1}}`)
@@ -284,7 +240,7 @@ func TestE2EWindowResets(t *testing.T) {
 // TestE2ERedisDownLetsThrough: with Redis unreachable the request goes
 // through, and the failure is logged and counted.
 func TestE2ERedisDownLetsThrough(t *testing.T) {
-	doc, port := redisCluster(t, "127.0.0.1:"+redisserver.FreePort(t))
+	doc, port := plugintest.RedisCluster(t, "127.0.0.1:"+redisserver.FreePort(t))
 	g := startGateway(t, doc, port, `{"rule_name":"down",
 		"redis":{"service_name":"redis.static","service_port":%d,"timeout":500},
 		"global_threshold":{"token_per_minute":1}}`)
@@ -305,7 +261,7 @@ func TestE2ERedisDownLetsThrough(t *testing.T) {
 // a malformed one reaches the upstream (which answers 400) without a trap,
 // and the plugin keeps serving.
 func TestE2EMalformedRequestBody(t *testing.T) {
-	doc, port := backends[1].cluster(t)
+	doc, port := plugintest.RedisBackends[1].Cluster(t)
 	g := startGateway(t, doc, port, `{"rule_name":"bad",
 		"redis":{"service_name":"redis.static","service_port":%d},
 		"global_threshold":{"token_per_minute":100000}}`)
@@ -324,7 +280,7 @@ func TestE2EMalformedRequestBody(t *testing.T) {
 // TestE2EInvalidConfigNamesTheField: configure fails, the log names the
 // field, the plugin is reported failed.
 func TestE2EInvalidConfigNamesTheField(t *testing.T) {
-	doc, port := backends[1].cluster(t)
+	doc, port := plugintest.RedisBackends[1].Cluster(t)
 	g := startGateway(t, doc, port, `{"rule_name":"x","redis":{"service_name":"redis.static","service_port":%d},
 		"rule_items":[{"limit_by_header":"x-k","limit_keys":[{"key":"a","token_per_minute":-100}]}]}`)
 	want := "configure: rule_items[0].limit_keys[0].token_per_minute: must be a positive integer, got -100"
