@@ -168,10 +168,10 @@ func (h *verHost) setChain(fs ...gateway.FilterFactory) { h.chain.Store(&fs) }
 
 // verSeen is what one request observed.
 type verSeen struct {
-	status        int
-	req, resp     string // the tag of the request and of the response phase
-	root          string
-	body, details string
+	status    int
+	req, resp string // the tag of the request and of the response phase
+	root      string
+	body      string
 }
 
 func (h *verHost) get(path string) verSeen {
