@@ -56,3 +56,47 @@ func BenchmarkStreamLifecycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGuestJSON measures ordinary Go code inside a guest: one
+// encoding/json decode and encode of a 200-byte chat request (export
+// bench_json_roundtrip of go/noop), through the host's guest-call path,
+// with and without the loop guard. Natively the same work takes a few
+// microseconds.
+func BenchmarkGuestJSON(b *testing.B) {
+	wasm := wasmtest.Plugin(b, "go/noop")
+	for _, tc := range []struct {
+		name    string
+		noGuard bool
+	}{{"loop-guard", false}, {"no-loop-guard", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			rt, err := NewRuntime(ctx, RuntimeOptions{NoLoopGuard: tc.noGuard, CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache-"+tc.name)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			m, err := rt.Compile(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "json", Config: []byte("{}"), PoolSize: 1}, svc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(ctx)
+			in := p.pool.live()[0]
+			fn := in.mod.ExportedFunction("bench_json_roundtrip")
+			if fn == nil {
+				b.Fatal("go/noop does not export bench_json_roundtrip")
+			}
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			for b.Loop() {
+				if n, err := in.call(fn, 0); err != nil || n == 0 {
+					b.Fatalf("bench_json_roundtrip: %d, %v", n, err)
+				}
+			}
+		})
+	}
+}
