@@ -16,28 +16,9 @@ import (
 // log, done, delete), without HTTP, with and without the loop guard.
 func BenchmarkStreamLifecycle(b *testing.B) {
 	wasm := wasmtest.Plugin(b, "go/noop")
-	for _, tc := range []struct {
-		name    string
-		noGuard bool
-	}{{"loop-guard", false}, {"no-loop-guard", true}} {
+	for _, tc := range guardCases {
 		b.Run(tc.name, func(b *testing.B) {
-			ctx := context.Background()
-			rt, err := NewRuntime(ctx, RuntimeOptions{NoLoopGuard: tc.noGuard, CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache-"+tc.name)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close(ctx)
-			m, err := rt.Compile(ctx, wasm)
-			if err != nil {
-				b.Fatal(err)
-			}
-			svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "cost", Config: []byte("{}"), PoolSize: 1}, svc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close(ctx)
-			in := p.pool.live()[0]
+			in := benchInstance(b, wasm, tc.name, tc.noGuard)
 			b.ReportAllocs()
 			for b.Loop() {
 				in.mu.Lock()
@@ -64,28 +45,9 @@ func BenchmarkStreamLifecycle(b *testing.B) {
 // microseconds.
 func BenchmarkGuestJSON(b *testing.B) {
 	wasm := wasmtest.Plugin(b, "go/noop")
-	for _, tc := range []struct {
-		name    string
-		noGuard bool
-	}{{"loop-guard", false}, {"no-loop-guard", true}} {
+	for _, tc := range guardCases {
 		b.Run(tc.name, func(b *testing.B) {
-			ctx := context.Background()
-			rt, err := NewRuntime(ctx, RuntimeOptions{NoLoopGuard: tc.noGuard, CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache-"+tc.name)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close(ctx)
-			m, err := rt.Compile(ctx, wasm)
-			if err != nil {
-				b.Fatal(err)
-			}
-			svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "json", Config: []byte("{}"), PoolSize: 1}, svc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close(ctx)
-			in := p.pool.live()[0]
+			in := benchInstance(b, wasm, tc.name, tc.noGuard)
 			fn := in.mod.ExportedFunction("bench_json_roundtrip")
 			if fn == nil {
 				b.Fatal("go/noop does not export bench_json_roundtrip")
@@ -99,4 +61,33 @@ func BenchmarkGuestJSON(b *testing.B) {
 			}
 		})
 	}
+}
+
+// guardCases run a benchmark with the loop guard (the default) and without.
+var guardCases = []struct {
+	name    string
+	noGuard bool
+}{{"loop-guard", false}, {"no-loop-guard", true}}
+
+// benchInstance runs wasm as a plugin with one instance on its own
+// runtime, closed when the benchmark ends, and returns the instance.
+func benchInstance(b *testing.B, wasm []byte, name string, noGuard bool) *Instance {
+	b.Helper()
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeOptions{NoLoopGuard: noGuard, CacheDir: filepath.Join(os.TempDir(), "sluice-bench-wasm-cache-"+name)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rt.Close(ctx) })
+	m, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "bench", Config: []byte("{}"), PoolSize: 1}, svc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close(ctx) })
+	return p.pool.live()[0]
 }
