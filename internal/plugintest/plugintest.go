@@ -250,3 +250,17 @@ func (u *Upstream) Bodies() []string {
 	}
 	return out
 }
+
+// PluginDoc is a WasmPlugin document for Start: the plugin name at url
+// with the priority and config (a JSON object) as its defaultConfig.
+func PluginDoc(name, url string, priority int, config string) string {
+	return fmt.Sprintf(`---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: %s}
+spec:
+  url: %q
+  priority: %d
+  defaultConfig: %s
+`, name, url, priority, config)
+}

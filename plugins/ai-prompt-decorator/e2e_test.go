@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,27 +46,11 @@ func startGateway(t *testing.T, u *recordingUpstream, cfg string, geoCity string
 	t.Helper()
 	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := plugintest.Resources(dir, u.URL) + fmt.Sprintf(`---
-apiVersion: extensions.higress.io/v1alpha1
-kind: WasmPlugin
-metadata: {name: ai-prompt-decorator}
-spec:
-  url: %q
-  priority: 450
-  defaultConfig: %s
-`, pluginURL, cfg)
+	docs := plugintest.Resources(dir, u.URL) + plugintest.PluginDoc("ai-prompt-decorator", pluginURL, 450, cfg)
 	if geoCity != "" {
 		probe, _ := json.Marshal(map[string]any{"on": map[string]any{"request_headers": []any{
 			map[string]any{"op": "set_property", "path": "geo-city", "value": geoCity}}}})
-		docs += fmt.Sprintf(`---
-apiVersion: extensions.higress.io/v1alpha1
-kind: WasmPlugin
-metadata: {name: geo-ip}
-spec:
-  url: %q
-  priority: 900
-  defaultConfig: %s
-`, "file://"+wasmtest.Path(t, "go/probe"), probe)
+		docs += plugintest.PluginDoc("geo-ip", "file://"+wasmtest.Path(t, "go/probe"), 900, string(probe))
 	}
 	g := plugintest.Start(t, dir, docs)
 	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
@@ -148,19 +130,9 @@ func TestE2EConfigErrorNamesTheField(t *testing.T) {
 	if !strings.Contains(g.logs.String(), want) {
 		t.Errorf("gateway log lacks %q", want)
 	}
-	resp, err := http.Get("http://" + g.app.AdminAddr() + "/config_dump")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var dump struct {
-		Plugins []struct{ Name, State string } `json:"plugins"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
-		t.Fatal(err)
-	}
-	if len(dump.Plugins) != 1 || dump.Plugins[0].Name != pluginName || dump.Plugins[0].State != "failed" {
-		t.Errorf("config_dump plugins %+v, want %s failed", dump.Plugins, pluginName)
+	plugins := plugintest.PluginStates(t, g.app.AdminAddr())
+	if len(plugins) != 1 || plugins[0].Name != pluginName || plugins[0].State != "failed" {
+		t.Errorf("config_dump plugins %+v, want %s failed", plugins, pluginName)
 	}
 }
 

@@ -38,15 +38,7 @@ func startGateway(t *testing.T, clusterDoc string, port int, cfg string) *gatewa
 	t.Cleanup(upstream.Close)
 	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := plugintest.Resources(dir, upstream.URL) + clusterDoc + fmt.Sprintf(`---
-apiVersion: extensions.higress.io/v1alpha1
-kind: WasmPlugin
-metadata: {name: ai-quota}
-spec:
-  url: %q
-  priority: 750
-  defaultConfig: %s
-`, pluginURL, strings.ReplaceAll(cfg, "%d", strconv.Itoa(port)))
+	docs := plugintest.Resources(dir, upstream.URL) + clusterDoc + plugintest.PluginDoc("ai-quota", pluginURL, 750, strings.ReplaceAll(cfg, "%d", strconv.Itoa(port)))
 	return &gateway{plugintest.Start(t, dir, docs), t}
 }
 
@@ -307,18 +299,8 @@ func TestE2EInvalidConfigNamesTheField(t *testing.T) {
 	if !strings.Contains(g.Logs.String(), want) {
 		t.Errorf("gateway log lacks %q", want)
 	}
-	resp, err := http.Get("http://" + g.App.AdminAddr() + "/config_dump")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var dump struct {
-		Plugins []struct{ Name, State string } `json:"plugins"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
-		t.Fatal(err)
-	}
-	if len(dump.Plugins) != 1 || dump.Plugins[0].State != "failed" {
-		t.Errorf("config_dump plugins %+v, want %s failed", dump.Plugins, pluginName)
+	plugins := plugintest.PluginStates(t, g.App.AdminAddr())
+	if len(plugins) != 1 || plugins[0].State != "failed" {
+		t.Errorf("config_dump plugins %+v, want %s failed", plugins, pluginName)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -47,15 +46,7 @@ func startGateway(t *testing.T, cfg string) *gw {
 	t.Cleanup(upstream.Close)
 	pluginURL := plugintest.PluginURL(t, pluginName)
 	dir := t.TempDir()
-	docs := plugintest.Resources(dir, upstream.URL) + fmt.Sprintf(`---
-apiVersion: extensions.higress.io/v1alpha1
-kind: WasmPlugin
-metadata: {name: ai-statistics}
-spec:
-  url: %q
-  priority: 200
-  defaultConfig: %s
-`, pluginURL, cfg)
+	docs := plugintest.Resources(dir, upstream.URL) + plugintest.PluginDoc("ai-statistics", pluginURL, 200, cfg)
 	g := plugintest.Start(t, dir, docs)
 	return &gw{url: g.URL, logs: g.Logs, app: g.App, accessLog: g.AccessLog}
 }
@@ -251,18 +242,8 @@ func TestE2EConfigErrorNamesTheField(t *testing.T) {
 	if !strings.Contains(g.logs.String(), want) {
 		t.Errorf("gateway log lacks %q", want)
 	}
-	resp, err := http.Get("http://" + g.app.AdminAddr() + "/config_dump")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var dump struct {
-		Plugins []struct{ Name, State string } `json:"plugins"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
-		t.Fatal(err)
-	}
-	if len(dump.Plugins) != 1 || dump.Plugins[0].Name != pluginName || dump.Plugins[0].State != "failed" {
-		t.Errorf("config_dump plugins %+v, want %s failed", dump.Plugins, pluginName)
+	plugins := plugintest.PluginStates(t, g.app.AdminAddr())
+	if len(plugins) != 1 || plugins[0].Name != pluginName || plugins[0].State != "failed" {
+		t.Errorf("config_dump plugins %+v, want %s failed", plugins, pluginName)
 	}
 }
