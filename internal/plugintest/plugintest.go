@@ -189,11 +189,26 @@ spec:
 // given as name, value pairs, and returns status and body.
 func PostChat(t *testing.T, url, body string, headers ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	resp, b := Do(t, http.MethodPost, url+"/v1/chat/completions", body, headers...)
+	return resp.StatusCode, b
+}
+
+// Do sends method to url with body (JSON, when not empty) and extra
+// headers given as name, value pairs, and returns the response (body
+// closed) and its body.
+func Do(t testing.TB, method, url, body string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -203,7 +218,14 @@ func PostChat(t *testing.T, url, body string, headers ...string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
+}
+
+// Metrics returns the text of /metrics on the admin listener at adminAddr.
+func Metrics(t testing.TB, adminAddr string) string {
+	t.Helper()
+	_, text := Do(t, http.MethodGet, "http://"+adminAddr+"/metrics", "")
+	return text
 }
 
 // Request is one request as the recording upstream saw it.

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -85,13 +83,7 @@ func accessLines(t *testing.T, g *gw, n int) []map[string]any {
 
 func metricsText(t *testing.T, g *gw) string {
 	t.Helper()
-	resp, err := http.Get("http://" + g.app.AdminAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return plugintest.Metrics(t, g.app.AdminAddr())
 }
 
 // counterValue finds sluice_plugin_counter_total{plugin=ai-statistics,

@@ -100,13 +100,7 @@ func (g *gateway) post(body string, headers ...string) result {
 
 func (g *gateway) metrics() string {
 	g.t.Helper()
-	resp, err := http.Get("http://" + g.App.AdminAddr() + "/metrics")
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return plugintest.Metrics(g.t, g.App.AdminAddr())
 }
 
 // counterValue finds the plugin's counter whose name ends with suffix
