@@ -18,6 +18,7 @@ import (
 	"github.com/sluicegw/sluice/internal/app"
 	"github.com/sluicegw/sluice/internal/config"
 	"github.com/sluicegw/sluice/internal/kube"
+	"github.com/sluicegw/sluice/internal/plugins"
 )
 
 // kubeFlags are the flags of `sluice run --kubernetes`.
@@ -138,10 +139,13 @@ func (k *kubeGateway) apply(ctx context.Context, snap *config.Snapshot) (kube.Ap
 			return kube.ApplyResult{}, err
 		}
 		k.app, k.timeout = a, snap.Gateway.Spec.ShutdownTimeout.Duration
-		// New reports no per-plugin outcome. Applying the same snapshot is
-		// a no-op unless a plugin failed to load, which it retries and
-		// reports, so the statuses of the first configuration are right.
-		return reload(ctx, a, snap)
+		res := kube.ApplyResult{Plugins: map[string]error{}}
+		for _, st := range a.PluginStatuses() {
+			if st.State == plugins.StateFailed {
+				res.Plugins[st.Name] = errors.New(st.Error)
+			}
+		}
+		return res, nil
 	}
 	res, err := reload(ctx, k.app, snap)
 	if err == nil {

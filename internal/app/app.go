@@ -169,6 +169,15 @@ func (a *App) configDump() any {
 	return dump
 }
 
+// PluginStatuses reports the plugins of the configuration in force, in
+// chain order (nil without plugins).
+func (a *App) PluginStatuses() []plugins.Status {
+	if set := a.cur.Load().set; set != nil {
+		return set.Statuses()
+	}
+	return nil
+}
+
 // ready is the gateway's readiness; plugins that failed to load or to
 // update are listed as details without taking the gateway out of service.
 func (a *App) ready() (bool, []string) {
