@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicegw/sluice/internal/app"
 	"github.com/sluicegw/sluice/internal/config"
+	"github.com/sluicegw/sluice/internal/wasmhost"
 	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
 )
 
@@ -49,7 +50,31 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// Compile both modules into the shared cache first: under -race on a
+	// busy machine a cold compile of the wasm-go module takes tens of
+	// seconds, longer than the tests wait for a reload in the middle of a
+	// stream.
+	if err := warmCache(probeWasm, helloWasm); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	os.Exit(m.Run())
+}
+
+// warmCache compiles modules into cacheDir with a throwaway runtime.
+func warmCache(mods ...[]byte) error {
+	ctx := context.Background()
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: cacheDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rt.Close(ctx) }()
+	for _, m := range mods {
+		if _, err := rt.Compile(ctx, m); err != nil {
+			return fmt.Errorf("warming the compilation cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // waitLimit bounds every wait for an asynchronous outcome.

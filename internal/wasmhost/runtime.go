@@ -46,7 +46,8 @@ type Runtime struct {
 	logger *slog.Logger
 
 	mu       sync.Mutex
-	compiled map[string]*Module // by sha256
+	compiled map[string]*Module       // by sha256
+	inflight map[string]chan struct{} // compilations running, by sha256
 }
 
 // NewRuntime creates the runtime and instantiates the env, WASI and
@@ -64,7 +65,7 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	// blocks every garbage collection's stop-the-world, and with it the
 	// whole process. The deadline itself is applied only with a watchdog.
 	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(opts.MemoryLimitPages).WithCloseOnContextDone(!opts.NoLoopGuard || opts.Watchdog > 0)
-	rt := &Runtime{opts: opts, logger: opts.Logger, compiled: map[string]*Module{}}
+	rt := &Runtime{opts: opts, logger: opts.Logger, compiled: map[string]*Module{}, inflight: map[string]chan struct{}{}}
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 			return nil, fmt.Errorf("wasm cache dir: %w", err)
@@ -109,16 +110,47 @@ func (rt *Runtime) Close(ctx context.Context) error {
 }
 
 // Compile validates and compiles wasm once per sha256; later calls with the
-// same bytes return the same Module.
+// same bytes return the same Module. Concurrent calls with the same bytes
+// wait for the first: wazero must never compile one module twice at once,
+// because on an on-disk cache hit it publishes the module to other callers
+// before its entry trampolines exist (an instance created in that window
+// panics in wazero's NewFunction).
 func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	sum := sha256.Sum256(wasm)
 	key := hex.EncodeToString(sum[:])
-	rt.mu.Lock()
-	if m, ok := rt.compiled[key]; ok {
+	for {
+		rt.mu.Lock()
+		if m, ok := rt.compiled[key]; ok {
+			rt.mu.Unlock()
+			return m, nil
+		}
+		wait, busy := rt.inflight[key]
+		if !busy {
+			rt.inflight[key] = make(chan struct{})
+			rt.mu.Unlock()
+			break
+		}
 		rt.mu.Unlock()
-		return m, nil
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("compile: %w", ctx.Err())
+		}
 	}
+	m, err := rt.compile(ctx, key, wasm)
+	rt.mu.Lock()
+	if err == nil {
+		rt.compiled[key] = m
+	}
+	close(rt.inflight[key])
+	delete(rt.inflight, key)
 	rt.mu.Unlock()
+	return m, err
+}
+
+// compile runs wazero's compiler for one module; Compile makes sure it runs
+// once at a time per key.
+func (rt *Runtime) compile(ctx context.Context, key string, wasm []byte) (*Module, error) {
 	start := time.Now()
 	cm, err := rt.r.CompileModule(ctx, wasm)
 	if err != nil {
@@ -130,14 +162,6 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		return nil, err
 	}
 	m.CompileTime = time.Since(start)
-	rt.mu.Lock()
-	if prev, ok := rt.compiled[key]; ok {
-		rt.mu.Unlock()
-		_ = cm.Close(ctx)
-		return prev, nil
-	}
-	rt.compiled[key] = m
-	rt.mu.Unlock()
 	return m, nil
 }
 
