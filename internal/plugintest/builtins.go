@@ -25,7 +25,7 @@ var (
 // module) into one directory with the command `make plugins` uses, each
 // at most once per process, points $SLUICE_PLUGIN_DIR at it for the test
 // (so builtin://<name> URLs resolve) and returns it. RunMain removes it.
-func Builtins(t *testing.T, names ...string) string {
+func Builtins(t testing.TB, names ...string) string {
 	t.Helper()
 	builtinsOnce.Do(func() {
 		builtinsDir, builtinsErr = os.MkdirTemp("", "sluice-builtins-")

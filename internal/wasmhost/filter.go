@@ -1,8 +1,6 @@
 package wasmhost
 
 import (
-	"time"
-
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sluicegw/sluice/internal/gateway"
@@ -77,9 +75,7 @@ func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, 
 		var argv [4]uint64
 		argv[0] = uint64(f.id)
 		n := 1 + copy(argv[1:], args)
-		start := time.Now()
 		res, err = in.call(fn, f.id, argv[:n]...)
-		in.observe(start)
 	}
 	in.callOwner = nil
 	in.mu.Unlock()

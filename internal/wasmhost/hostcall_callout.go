@@ -181,9 +181,7 @@ func hcHTTPCall(in *Instance, s []uint64) Status {
 			if res.trailers != nil {
 				nt = res.trailers.Len()
 			}
-			start := time.Now()
 			_, _ = in.call(in.fnHTTPResp, root, uint64(root), uint64(tok), uint64(nh), uint64(len(res.body)), uint64(nt))
-			in.observe(start)
 			in.callResp = nil
 			in.status, in.statusMsg = StatusOK, ""
 		})
@@ -294,9 +292,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 				reply = []byte{}
 			}
 			in.redisReply = reply
-			start := time.Now()
 			_, _ = in.call(in.fnRedisResp, root, uint64(root), uint64(tok), uint64(uint32(status)), uint64(len(reply)))
-			in.observe(start)
 			in.redisReply = nil
 		})
 	})
@@ -307,10 +303,4 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 		return StatusBadArgument
 	}
 	return StatusOK
-}
-
-func (in *Instance) observe(start time.Time) {
-	if o := in.plugin.callObs; o != nil {
-		o.Observe(time.Since(start).Seconds())
-	}
 }

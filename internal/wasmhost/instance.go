@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"strings"
@@ -63,6 +64,10 @@ type Instance struct {
 	fnRespHeaders, fnRespBody, fnRespTrailers        api.Function
 	fnHTTPResp, fnRedisResp, fnTick, fnQueueReady    api.Function
 	fnLog, fnDone, fnDelete, fnForeign               api.Function
+	// obs holds the latency observer of each callback export (empty
+	// without metrics; the allocator is not observed: it runs inside other
+	// guest calls).
+	obs map[api.Function]prometheus.Observer
 
 	dead atomic.Bool
 	// needRebuild is set when the plugin asks to be recycled (wasm_need_rebuild).
@@ -128,8 +133,15 @@ func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
 	if in.mem != nil {
 		in.memBytes.Store(uint64(in.mem.Size()))
 	}
-	get := func(name string) api.Function { return mod.ExportedFunction(name) }
-	in.fnAlloc = get(p.module.allocator)
+	in.obs = map[api.Function]prometheus.Observer{}
+	get := func(name string) api.Function {
+		f := mod.ExportedFunction(name)
+		if f != nil && p.callObs != nil {
+			in.obs[f] = p.callObs(name)
+		}
+		return f
+	}
+	in.fnAlloc = mod.ExportedFunction(p.module.allocator)
 	in.fnContextCreate = get("proxy_on_context_create")
 	in.fnVMStart = get("proxy_on_vm_start")
 	in.fnConfigure = get("proxy_on_configure")
@@ -192,7 +204,11 @@ func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64,
 	if wd := in.plugin.rt.opts.Watchdog; wd > 0 {
 		ctx, cancel = context.WithTimeout(ctx, wd)
 	}
+	start := time.Now()
 	err := fn.CallWithStack(ctx, st)
+	if o := in.obs[fn]; o != nil {
+		o.Observe(time.Since(start).Seconds())
+	}
 	if cancel != nil {
 		cancel()
 	}

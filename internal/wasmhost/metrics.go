@@ -49,8 +49,8 @@ func NewMetrics(reg prometheus.Registerer, mem func() map[string][]uint64) *Metr
 		streamFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_wasm_stream_failures_total", Help: "Streams on which a plugin failed and its fail strategy applied."}, []string{"plugin"}),
 		callLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sluice_wasm_call_duration_seconds", Help: "Duration of guest calls.",
-			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10)}, []string{"plugin"}),
+			Name: "sluice_wasm_call_duration_seconds", Help: "Duration of top-level guest calls by plugin and callback (proxy_on_<callback>), host calls made by the guest included.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10)}, []string{"plugin", "callback"}),
 		custom: map[customKey]*pluginMetric{},
 		mem:    mem,
 	}

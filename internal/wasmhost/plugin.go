@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,9 @@ type Plugin struct {
 	pool    *Pool
 	metrics *Metrics
 	redis   RedisClient
-	callObs prometheus.Observer // guest call latency, nil without metrics
+	// callObs gives the guest call latency observer of an export (nil
+	// without metrics).
+	callObs func(export string) prometheus.Observer
 
 	// updateMu serialises UpdateConfig.
 	updateMu sync.Mutex
@@ -215,7 +218,9 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
 		logger: logger.With("plugin", spec.Name), nextVer: 1, newest: &version{seq: 1, config: spec.Config}}
 	if p.metrics != nil {
-		p.callObs = p.metrics.callLatency.WithLabelValues(spec.Name)
+		p.callObs = func(export string) prometheus.Observer {
+			return p.metrics.callLatency.WithLabelValues(spec.Name, strings.TrimPrefix(export, "proxy_on_"))
+		}
 	}
 	if svc.NewRedis != nil {
 		p.redis = svc.NewRedis()

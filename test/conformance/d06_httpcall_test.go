@@ -311,6 +311,7 @@ func TestD6HTTPCallAtStreamEndCompletes(t *testing.T) {
 			}}`, phase, when)
 			g := startGateway(t, clusterAndRoute(up)+d6ClusterDoc("callee", callee.Addr())+d12ProbeDoc("d6late", cfg, ""))
 			labels := []string{"plugin", "d6late"}
+			completions := append(labels, "callback", "http_call_response")
 
 			resp, body := g.Do("GET", "/ending", "")
 			if resp.StatusCode != http.StatusOK {
@@ -324,7 +325,7 @@ func TestD6HTTPCallAtStreamEndCompletes(t *testing.T) {
 			}
 			// Every guest call of the stream is over; the only one left is
 			// the completion.
-			before, _ := d12Metric(t, g, "sluice_wasm_call_duration_seconds_count", labels...)
+			before, _ := d12Metric(t, g, "sluice_wasm_call_duration_seconds_count", completions...)
 			close(release)
 			eventually(t, 10*time.Second, "the callee's answer", func() bool {
 				mu.Lock()
@@ -339,7 +340,7 @@ func TestD6HTTPCallAtStreamEndCompletes(t *testing.T) {
 			}
 			got := d12WaitMetric(t, g, 10*time.Second, "the completion delivered to the plugin",
 				func(v float64, ok bool) bool { return ok && v >= before+1 },
-				"sluice_wasm_call_duration_seconds_count", labels...)
+				"sluice_wasm_call_duration_seconds_count", completions...)
 			if got != before+1 {
 				t.Errorf("%v guest calls after the callee answered, want exactly 1 (proxy_on_http_call_response)", got-before)
 			}
