@@ -76,10 +76,11 @@ type WasmRuntime struct {
 	// Watchdog bounds each guest call; a call running longer kills its
 	// instance. 0 (default) disables it; see docs/RATIONALE.md.
 	Watchdog Duration `yaml:"watchdog,omitempty" json:"watchdog,omitempty"`
-	// LoopGuard compiles preemption checks into guest loops so that a
-	// guest stuck in a loop cannot freeze the gateway. Default true. Turning
-	// it off saves about 2-3 µs per guest call; do it only for fully trusted
-	// plugins. A watchdog needs it and keeps it on.
+	// LoopGuard rewrites each module so that its loops return to the host
+	// every 10,000 iterations: a guest stuck in a loop cannot freeze the
+	// gateway, and a watchdog can end it. Default true. Turning it off
+	// saves a counter decrement per loop iteration; do it only for fully
+	// trusted plugins. A watchdog needs it and keeps it on.
 	LoopGuard *bool `yaml:"loopGuard,omitempty" json:"loopGuard,omitempty"`
 }
 

@@ -52,6 +52,11 @@ func newPluginInspectCommand() *cobra.Command {
 				fmt.Fprintf(tw, "sha256\t%s\n", ins.SHA256)
 				fmt.Fprintf(tw, "abi\t%s\n", ins.ABI)
 				fmt.Fprintf(tw, "compile\t%s (no cache)\n", ins.CompileTime.Round(1e6))
+				if ins.LoopGuardProblem != "" {
+					fmt.Fprintf(tw, "loop guard\t%s (%s)\n", ins.LoopGuard, ins.LoopGuardProblem)
+				} else {
+					fmt.Fprintf(tw, "loop guard\t%s\n", ins.LoopGuard)
+				}
 				_ = tw.Flush()
 				fmt.Fprintf(out, "\nimports (%d):\n", len(ins.Imports))
 				for _, im := range ins.Imports {

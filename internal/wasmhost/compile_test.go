@@ -1,12 +1,15 @@
 package wasmhost_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sluicegw/sluice/internal/wasmhost"
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
 )
 
@@ -65,5 +68,63 @@ func TestCompileConcurrentWarmCache(t *testing.T) {
 		if err := rt.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestCompileLoopGuard: with the loop guard (the default) a module is
+// instrumented; one the rewrite refuses (here: it already imports the
+// guard's yield function) compiles with wazero's own guard in the fallback
+// runtime and still runs; without the guard the module is left alone.
+// Each kind of module starts a plugin (instantiate, configure).
+func TestCompileLoopGuard(t *testing.T) {
+	ctx := context.Background()
+	wasm := wasmtest.Plugin(t, "c/addheader")
+	refused, err := loopguard.Instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loopguard.Instrument(refused); err == nil {
+		t.Fatal("instrumenting twice succeeded; the fallback case needs a module the rewrite refuses")
+	}
+	logs := &bytes.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	for _, tc := range []struct {
+		name    string
+		noGuard bool
+		wasm    []byte
+		want    wasmhost.Guard
+	}{
+		{"instrumented", false, wasm, wasmhost.GuardInstrumented},
+		{"fallback", false, refused, wasmhost.GuardWazero},
+		{"off", true, wasm, wasmhost.GuardNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: t.TempDir(), Logger: logger, NoLoopGuard: tc.noGuard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			m, err := rt.Compile(ctx, tc.wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Guard != tc.want {
+				t.Errorf("guard %v, want %v", m.Guard, tc.want)
+			}
+			for _, imp := range m.Imports() {
+				if strings.HasPrefix(imp, loopguard.ImportModule+".") && tc.want == wasmhost.GuardInstrumented {
+					t.Errorf("Imports lists %s, which the loop guard added", imp)
+				}
+			}
+			svc := &wasmhost.Services{Shared: wasmhost.NewShared(), Logger: logger, LogLevel: func() slog.Level { return slog.LevelInfo }}
+			p, err := wasmhost.NewPlugin(ctx, rt, m, wasmhost.PluginSpec{Name: "p", RootID: "p", Config: []byte(`{}`), PoolSize: 1}, svc)
+			if err != nil {
+				t.Fatalf("plugin: %v", err)
+			}
+			p.Close(ctx)
+		})
+	}
+	if !strings.Contains(logs.String(), "using wazero's slower guard") {
+		t.Errorf("the fallback was not logged:\n%s", logs)
 	}
 }

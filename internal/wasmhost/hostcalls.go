@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -104,7 +105,7 @@ var provided = map[string]bool{"wasi_unstable.proc_exit": true}
 
 // hostProvides reports whether an import resolves.
 func hostProvides(module, name string) bool {
-	if module == "wasi_snapshot_preview1" {
+	if module == "wasi_snapshot_preview1" || module == loopguard.ImportModule && name == loopguard.ImportName {
 		return true
 	}
 	return provided[module+"."+name]

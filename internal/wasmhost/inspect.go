@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 )
 
 // Inspection describes a module without running it.
@@ -19,6 +21,11 @@ type Inspection struct {
 	Imports     []Import      `json:"imports"`
 	Exports     []string      `json:"exports"`
 	CompileTime time.Duration `json:"compileTimeNanos"`
+	// LoopGuard is the loop guard the host would use: "instrumented", or
+	// "wazero" when the rewrite cannot handle the module (LoopGuardProblem
+	// says why).
+	LoopGuard        string `json:"loopGuard"`
+	LoopGuardProblem string `json:"loopGuardProblem,omitempty"`
 	// Problems lists why the host would refuse the module (empty: loadable).
 	Problems []string `json:"problems,omitempty"`
 }
@@ -57,6 +64,10 @@ func Inspect(ctx context.Context, wasm []byte) (*Inspection, error) {
 		}
 		return out.Imports[i].Name < out.Imports[j].Name
 	})
+	out.LoopGuard = GuardInstrumented.String()
+	if _, err := loopguard.Instrument(wasm); err != nil {
+		out.LoopGuard, out.LoopGuardProblem = GuardWazero.String(), err.Error()
+	}
 	if _, err := newModule(cm, out.SHA256, len(wasm)); err != nil {
 		out.Problems = append(out.Problems, err.Error())
 	}

@@ -124,7 +124,7 @@ func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
 	}
 	// The start function runs inside InstantiateModule: only logging and WASI
 	// are meaningful then; proxy_* calls see no context.
-	mod, err := p.rt.r.InstantiateModule(in.callCtx, p.module.compiled, cfg)
+	mod, err := p.module.r.InstantiateModule(in.callCtx, p.module.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}

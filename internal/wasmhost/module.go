@@ -7,11 +7,15 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 )
 
 // Module is a compiled plugin module. Safe for concurrent use.
 type Module struct {
 	compiled    wazero.CompiledModule
+	r           wazero.Runtime // the runtime that compiled it (instances live there)
+	Guard       Guard
 	SHA256      string
 	Size        int
 	ABI         ABIVersion
@@ -21,11 +25,40 @@ type Module struct {
 	exports     map[string]bool
 }
 
+// Guard is how a module's loops are guarded.
+type Guard int
+
+// Loop guards.
+const (
+	// GuardNone: compiled without a loop guard (NoLoopGuard).
+	GuardNone Guard = iota
+	// GuardInstrumented: the module was rewritten to yield every
+	// loopguard.Budget loop iterations.
+	GuardInstrumented
+	// GuardWazero: the rewrite failed; wazero's own guard (an exit to Go
+	// at every loop back-edge) is used.
+	GuardWazero
+)
+
+// String names the guard as /config_dump and `sluice plugin inspect` show it.
+func (g Guard) String() string {
+	switch g {
+	case GuardInstrumented:
+		return "instrumented"
+	case GuardWazero:
+		return "wazero"
+	}
+	return "off"
+}
+
 // Imports lists the module's imports as "module.name".
 func (m *Module) Imports() []string {
 	var out []string
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == loopguard.ImportModule && m.Guard == GuardInstrumented {
+			continue // added by the loop guard
+		}
 		out = append(out, mod+"."+name)
 	}
 	sort.Strings(out)
@@ -47,6 +80,9 @@ func (m *Module) MissingImports() []string {
 	var out []string
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == loopguard.ImportModule && m.Guard == GuardInstrumented {
+			continue // added by the loop guard
+		}
 		if !hostProvides(mod, name) {
 			out = append(out, mod+"."+name)
 		}

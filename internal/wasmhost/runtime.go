@@ -15,6 +15,9 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 )
 
 // RuntimeOptions configure the shared wazero runtime.
@@ -29,18 +32,26 @@ type RuntimeOptions struct {
 	// docs/RATIONALE.md. Without it a looping guest keeps its instance
 	// (and its pinned streams) but never stalls the rest of the process.
 	Watchdog time.Duration
-	// NoLoopGuard drops the preemption checks wazero compiles into guest
-	// loops (see docs/RATIONALE.md). Faster guest calls, but a guest stuck
-	// in a loop then freezes the whole process at the next garbage
-	// collection. Only for fully trusted plugins; incompatible with Watchdog.
+	// NoLoopGuard compiles modules without the loop guard (see Runtime and
+	// docs/RATIONALE.md). Slightly faster loops, but a guest stuck in a
+	// loop then freezes the whole process at the next garbage collection.
+	// Only for fully trusted plugins; a Watchdog turns the guard back on.
 	NoLoopGuard bool
 	Logger      *slog.Logger
 }
 
 // Runtime is one wazero runtime with the Proxy-Wasm host modules
 // instantiated, shared by every plugin. Safe for concurrent use.
+//
+// The loop guard (on unless NoLoopGuard) is our own: Compile rewrites each
+// module so that its loops count down a budget and call
+// sluice_loopguard.yield when it runs out (see package loopguard). A module
+// the rewrite cannot handle falls back to wazero's guard, in a second
+// wazero runtime created on first need (wazero's guard is a runtime-wide
+// setting and costs an exit to Go at every loop back-edge plus a goroutine
+// per call).
 type Runtime struct {
-	r      wazero.Runtime
+	r      wazero.Runtime // CloseOnContextDone off
 	cache  wazero.CompilationCache
 	opts   RuntimeOptions
 	logger *slog.Logger
@@ -48,6 +59,9 @@ type Runtime struct {
 	mu       sync.Mutex
 	compiled map[string]*Module       // by sha256
 	inflight map[string]chan struct{} // compilations running, by sha256
+	// wazeroGuard is the fallback runtime with wazero's own loop guard;
+	// nil until a module needs it. Guarded by mu.
+	wazeroGuard wazero.Runtime
 }
 
 // NewRuntime creates the runtime and instantiates the env, WASI and
@@ -59,12 +73,9 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	if opts.MemoryLimitPages == 0 {
 		opts.MemoryLimitPages = 16384
 	}
-	// CloseOnContextDone is on even without a watchdog: the checks it
-	// compiles into loops are the only points where Go can preempt a
-	// goroutine running guest code. Without them one guest stuck in a loop
-	// blocks every garbage collection's stop-the-world, and with it the
-	// whole process. The deadline itself is applied only with a watchdog.
-	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(opts.MemoryLimitPages).WithCloseOnContextDone(!opts.NoLoopGuard || opts.Watchdog > 0)
+	if opts.Watchdog > 0 {
+		opts.NoLoopGuard = false // the watchdog acts at the guard's yields
+	}
 	rt := &Runtime{opts: opts, logger: opts.Logger, compiled: map[string]*Module{}, inflight: map[string]chan struct{}{}}
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
@@ -75,34 +86,81 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 			return nil, fmt.Errorf("wasm cache dir: %w", err)
 		}
 		rt.cache = c
-		cfg = cfg.WithCompilationCache(c)
 	}
-	rt.r = wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt.r); err != nil {
-		_ = rt.r.Close(ctx)
-		return nil, fmt.Errorf("wasi: %w", err)
+	r, err := rt.newWazero(ctx, false)
+	if err != nil {
+		if rt.cache != nil {
+			_ = rt.cache.Close(ctx)
+		}
+		return nil, err
 	}
-	// AssemblyScript's runtime imports the old module name for proc_exit.
-	if _, err := rt.r.NewHostModuleBuilder("wasi_unstable").
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(procExitUnstable), []api.ValueType{api.ValueTypeI32}, nil).
-		Export("proc_exit").Instantiate(ctx); err != nil {
-		_ = rt.r.Close(ctx)
-		return nil, fmt.Errorf("wasi_unstable: %w", err)
-	}
-	if err := instantiateEnv(ctx, rt.r); err != nil {
-		_ = rt.r.Close(ctx)
-		return nil, fmt.Errorf("env host module: %w", err)
-	}
+	rt.r = r
 	return rt, nil
 }
 
+// newWazero creates a wazero runtime with the host modules: env, WASI,
+// wasi_unstable and sluice_loopguard. closeOnDone turns on wazero's own
+// loop guard.
+func (rt *Runtime) newWazero(ctx context.Context, closeOnDone bool) (wazero.Runtime, error) {
+	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(rt.opts.MemoryLimitPages).WithCloseOnContextDone(closeOnDone)
+	if rt.cache != nil {
+		cfg = cfg.WithCompilationCache(rt.cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("wasi: %w", err)
+	}
+	// AssemblyScript's runtime imports the old module name for proc_exit.
+	if _, err := r.NewHostModuleBuilder("wasi_unstable").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(procExitUnstable), []api.ValueType{api.ValueTypeI32}, nil).
+		Export("proc_exit").Instantiate(ctx); err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("wasi_unstable: %w", err)
+	}
+	if _, err := r.NewHostModuleBuilder(loopguard.ImportModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(loopYield), nil, nil).
+		Export(loopguard.ImportName).Instantiate(ctx); err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("%s: %w", loopguard.ImportModule, err)
+	}
+	if err := instantiateEnv(ctx, r); err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("env host module: %w", err)
+	}
+	return r, nil
+}
+
+// loopYield is the loop guard's host function, called by an instrumented
+// guest every loopguard.Budget loop iterations. Being Go code, it is where
+// the Go scheduler and the garbage collector's stop-the-world can preempt
+// a goroutine running guest code. It ends the guest call (a trap: the
+// instance is replaced) when the call's context is done (watchdog) or the
+// module was closed.
+func loopYield(ctx context.Context, m api.Module, _ []uint64) {
+	if err := ctx.Err(); err != nil {
+		panic(fmt.Errorf("loop guard: %w", err))
+	}
+	if m.IsClosed() {
+		panic(errors.New("loop guard: the instance was closed"))
+	}
+}
+
 func procExitUnstable(ctx context.Context, m api.Module, stack []uint64) {
-	_ = m.CloseWithExitCode(ctx, uint32(stack[0]))
+	code := uint32(stack[0])
+	_ = m.CloseWithExitCode(ctx, code)
+	// Nothing of the guest may run after proc_exit.
+	panic(sys.NewExitError(code))
 }
 
 // Close releases the runtime and everything compiled in it.
 func (rt *Runtime) Close(ctx context.Context) error {
 	err := rt.r.Close(ctx)
+	rt.mu.Lock()
+	if rt.wazeroGuard != nil {
+		err = errors.Join(err, rt.wazeroGuard.Close(ctx))
+	}
+	rt.mu.Unlock()
 	if rt.cache != nil {
 		err = errors.Join(err, rt.cache.Close(ctx))
 	}
@@ -149,10 +207,26 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 }
 
 // compile runs wazero's compiler for one module; Compile makes sure it runs
-// once at a time per key.
+// once at a time per key. With the loop guard on, the module is
+// instrumented first; when that fails it is compiled as it is in the
+// runtime with wazero's guard.
 func (rt *Runtime) compile(ctx context.Context, key string, wasm []byte) (*Module, error) {
 	start := time.Now()
-	cm, err := rt.r.CompileModule(ctx, wasm)
+	r, code := rt.r, wasm
+	guard := GuardNone
+	if !rt.opts.NoLoopGuard {
+		inst, err := loopguard.Instrument(wasm)
+		if err == nil {
+			code, guard = inst, GuardInstrumented
+		} else {
+			rt.logger.Info("loop guard: the module cannot be instrumented; using wazero's slower guard for it", "sha256", key[:12], "reason", err)
+			if r, err = rt.fallback(ctx); err != nil {
+				return nil, err
+			}
+			guard = GuardWazero
+		}
+	}
+	cm, err := r.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
@@ -161,8 +235,24 @@ func (rt *Runtime) compile(ctx context.Context, key string, wasm []byte) (*Modul
 		_ = cm.Close(ctx)
 		return nil, err
 	}
+	m.r, m.Guard = r, guard
 	m.CompileTime = time.Since(start)
 	return m, nil
+}
+
+// fallback returns the runtime with wazero's own loop guard, creating it
+// on first use.
+func (rt *Runtime) fallback(ctx context.Context) (wazero.Runtime, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.wazeroGuard == nil {
+		r, err := rt.newWazero(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		rt.wazeroGuard = r
+	}
+	return rt.wazeroGuard, nil
 }
 
 // PruneCache removes compilation cache entries not used for maxAge.
