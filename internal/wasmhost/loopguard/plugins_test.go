@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,21 +33,33 @@ func TestInstrumentTestPlugins(t *testing.T) {
 	}
 }
 
-// builtinPlugins returns the paths of build/plugins/*.wasm, failing when
-// there are none.
+// builtinPlugins builds every plugins/<name> the way `make plugins` does,
+// into a directory of the test, and returns the modules' paths.
 func builtinPlugins(tb testing.TB) []string {
 	tb.Helper()
 	root, err := wasmtest.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := filepath.Join(root, "build", "plugins")
-	files, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
+	dirs, err := filepath.Glob(filepath.Join(root, "plugins", "*", "main.go"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if len(files) == 0 {
-		tb.Fatalf("no .wasm files in %s: run `make plugins` first", dir)
+	if len(dirs) == 0 {
+		tb.Fatalf("no plugins under %s", filepath.Join(root, "plugins"))
+	}
+	out := tb.TempDir()
+	var files []string
+	for _, main := range dirs {
+		dir := filepath.Dir(main)
+		file := filepath.Join(out, filepath.Base(dir)+".wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", file, ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("building %s: %v\n%s", dir, err, b)
+		}
+		files = append(files, file)
 	}
 	return files
 }
