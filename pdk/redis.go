@@ -3,6 +3,7 @@ package pdk
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/higress-group/proxy-wasm-go-sdk/proxywasm"
 )
@@ -133,6 +134,18 @@ func (c *RedisClient) Command(args []any, cb func(RedisValue)) error {
 	if len(args) == 0 {
 		return Errorf("", "redis command without arguments")
 	}
+	return c.Send(EncodeRedisCommand(args...), cb)
+}
+
+// Send sends a command already encoded as RESP (built with
+// AppendRedisArrayHeader and its siblings, or RedisScript); otherwise it
+// is Command. The kit does not check the encoding: a malformed command is
+// refused by the host or answered with an error reply. cmd must not be
+// changed afterwards (it is resent after a -NOAUTH reply).
+func (c *RedisClient) Send(cmd []byte, cb func(RedisValue)) error {
+	if len(cmd) == 0 {
+		return Errorf("", "redis command without arguments")
+	}
 	if cb == nil {
 		cb = func(RedisValue) {}
 	}
@@ -141,7 +154,7 @@ func (c *RedisClient) Command(args []any, cb func(RedisValue)) error {
 			return err
 		}
 	}
-	return c.dispatch(EncodeRedisCommand(args...), cb, false)
+	return c.dispatch(cmd, cb, false)
 }
 
 func (c *RedisClient) dispatch(query []byte, cb func(RedisValue), retried bool) error {
@@ -184,7 +197,13 @@ func (c *RedisClient) reply(status, size int) RedisValue {
 			return RedisErrorValue(RedisErrUnreadable)
 		}
 	}
-	v, err := ParseRedisReply(raw)
+	// raw is a buffer the host allocated for this reply alone and nobody
+	// writes to, so the reply's strings can share it instead of copying.
+	var text string
+	if len(raw) > 0 {
+		text = unsafe.String(&raw[0], len(raw))
+	}
+	v, err := parseRedisReply(text)
 	if err != nil {
 		Log().Errorf("redis call to %s: %v", c.cluster, err)
 		return RedisErrorValue(RedisErrUnreadable)
@@ -193,7 +212,8 @@ func (c *RedisClient) reply(status, size int) RedisValue {
 }
 
 // Eval runs a Lua script: EVAL script numkeys keys… args… (sent as a plain
-// command; no EVALSHA caching).
+// command; no EVALSHA caching). A script run per request is cheaper as a
+// RedisScript.
 func (c *RedisClient) Eval(script string, numKeys int, keys, args []any, cb func(RedisValue)) error {
 	cmd := make([]any, 0, 3+len(keys)+len(args))
 	cmd = append(cmd, "EVAL", script, numKeys)
@@ -202,9 +222,44 @@ func (c *RedisClient) Eval(script string, numKeys int, keys, args []any, cb func
 	return c.Command(cmd, cb)
 }
 
+// RedisScript is a Lua script prepared for EVAL: the constant start of its
+// commands (EVAL, the script, numkeys) is encoded once, by NewRedisScript
+// at configure time, and each command appends only its keys and
+// arguments. The commands are plain EVALs, byte for byte what Eval sends
+// (not EVALSHA: no NOSCRIPT reply to handle on a server that lost or never
+// had the script). It is immutable and safe to share.
+type RedisScript struct {
+	src  string
+	head []byte // $4 EVAL, the script and numkeys as bulk strings
+}
+
+// NewRedisScript prepares src, which takes numKeys keys.
+func NewRedisScript(src string, numKeys int) *RedisScript {
+	head := AppendRedisBulkString(make([]byte, 0, len(src)+32), "EVAL")
+	head = AppendRedisBulkString(head, src)
+	head = AppendRedisBulkInt(head, int64(numKeys))
+	return &RedisScript{src: src, head: head}
+}
+
+// Source returns the script's Lua source.
+func (s *RedisScript) Source() string { return s.src }
+
+// AppendEval appends the start of an EVAL of the script to b: the array
+// header of a command with n more elements (the keys, then the
+// arguments), EVAL, the script and numkeys. Append the n elements with
+// AppendRedisBulkString and AppendRedisBulkInt, then Send.
+func (s *RedisScript) AppendEval(b []byte, n int) []byte {
+	return append(AppendRedisArrayHeader(b, 3+n), s.head...)
+}
+
+// EncodedLen returns the bytes AppendEval appends, for sizing a buffer.
+func (s *RedisScript) EncodedLen() int { return len(s.head) + 16 }
+
 // Get sends GET key.
 func (c *RedisClient) Get(key string, cb func(RedisValue)) error {
-	return c.Command([]any{"GET", key}, cb)
+	b := AppendRedisArrayHeader(make([]byte, 0, len(key)+32), 2)
+	b = AppendRedisBulkString(b, "GET")
+	return c.Send(AppendRedisBulkString(b, key), cb)
 }
 
 // Set sends SET key value.
@@ -219,20 +274,39 @@ func (c *RedisClient) SetEx(key string, value any, ttlSeconds int, cb func(Redis
 
 // Expire sends EXPIRE key ttlSeconds.
 func (c *RedisClient) Expire(key string, ttlSeconds int, cb func(RedisValue)) error {
-	return c.Command([]any{"EXPIRE", key, ttlSeconds}, cb)
+	return c.Send(keyIntCommand("EXPIRE", key, int64(ttlSeconds)), cb)
 }
 
 // IncrBy sends INCRBY key delta.
 func (c *RedisClient) IncrBy(key string, delta int64, cb func(RedisValue)) error {
-	return c.Command([]any{"INCRBY", key, delta}, cb)
+	return c.Send(keyIntCommand("INCRBY", key, delta), cb)
+}
+
+// DecrBy sends DECRBY key delta.
+func (c *RedisClient) DecrBy(key string, delta int64, cb func(RedisValue)) error {
+	return c.Send(keyIntCommand("DECRBY", key, delta), cb)
 }
 
 // HIncrBy sends HINCRBY key field delta.
 func (c *RedisClient) HIncrBy(key, field string, delta int64, cb func(RedisValue)) error {
-	return c.Command([]any{"HINCRBY", key, field, delta}, cb)
+	b := AppendRedisArrayHeader(make([]byte, 0, len(key)+len(field)+64), 4)
+	b = AppendRedisBulkString(b, "HINCRBY")
+	b = AppendRedisBulkString(b, key)
+	b = AppendRedisBulkString(b, field)
+	return c.Send(AppendRedisBulkInt(b, delta), cb)
 }
 
 // Del sends DEL key.
 func (c *RedisClient) Del(key string, cb func(RedisValue)) error {
-	return c.Command([]any{"DEL", key}, cb)
+	b := AppendRedisArrayHeader(make([]byte, 0, len(key)+32), 2)
+	b = AppendRedisBulkString(b, "DEL")
+	return c.Send(AppendRedisBulkString(b, key), cb)
+}
+
+// keyIntCommand encodes "name key n".
+func keyIntCommand(name, key string, n int64) []byte {
+	b := AppendRedisArrayHeader(make([]byte, 0, len(name)+len(key)+56), 3)
+	b = AppendRedisBulkString(b, name)
+	b = AppendRedisBulkString(b, key)
+	return AppendRedisBulkInt(b, n)
 }

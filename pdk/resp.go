@@ -1,10 +1,10 @@
 package pdk
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // This file is RESP2, the Redis wire format: commands are encoded as
@@ -88,29 +88,86 @@ func (v RedisValue) Int() (int64, error) {
 func (v RedisValue) Array() []RedisValue { return v.array }
 
 // EncodeRedisCommand encodes a command as a RESP array of bulk strings,
-// every argument formatted with fmt.Sprint (as wasm-go does).
+// every argument formatted with fmt.Sprint (as wasm-go does; strings,
+// byte slices, integers and booleans are formatted without fmt, with the
+// same text).
 func EncodeRedisCommand(args ...any) []byte {
-	var b bytes.Buffer
-	b.WriteByte('*')
-	b.WriteString(strconv.Itoa(len(args)))
-	b.WriteString("\r\n")
+	size := 16
 	for _, a := range args {
-		var s string
 		switch a := a.(type) {
 		case string:
-			s = a
+			size += len(a) + 16
 		case []byte:
-			s = string(a)
+			size += len(a) + 16
 		default:
-			s = fmt.Sprint(a)
+			size += 32
 		}
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteString("\r\n")
-		b.WriteString(s)
-		b.WriteString("\r\n")
 	}
-	return b.Bytes()
+	b := AppendRedisArrayHeader(make([]byte, 0, size), len(args))
+	for _, a := range args {
+		switch a := a.(type) {
+		case string:
+			b = AppendRedisBulkString(b, a)
+		case []byte:
+			b = appendBulkBytes(b, a)
+		case int:
+			b = AppendRedisBulkInt(b, int64(a))
+		case int64:
+			b = AppendRedisBulkInt(b, a)
+		case int32:
+			b = AppendRedisBulkInt(b, int64(a))
+		case uint32:
+			b = AppendRedisBulkInt(b, int64(a))
+		case bool:
+			b = AppendRedisBulkString(b, strconv.FormatBool(a))
+		default:
+			b = AppendRedisBulkString(b, fmt.Sprint(a))
+		}
+	}
+	return b
+}
+
+// AppendRedisArrayHeader appends the header of a RESP array of n elements
+// ("*<n>\r\n"); a command is such a header followed by n bulk strings.
+// With AppendRedisBulkString, AppendRedisBulkInt and RedisScript it builds
+// commands for RedisClient.Send without formatting or boxing: encode the
+// constant parts once, at configure time, and append only what varies per
+// request.
+func AppendRedisArrayHeader(b []byte, n int) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '\r', '\n')
+}
+
+// AppendRedisBulkString appends one bulk string whose content is parts
+// concatenated, so a key such as prefix+name needs no string of its own.
+func AppendRedisBulkString(b []byte, parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b = append(b, '$')
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, '\r', '\n')
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return append(b, '\r', '\n')
+}
+
+// AppendRedisBulkInt appends n as a bulk string of its decimal text (Redis
+// commands take numbers as strings).
+func AppendRedisBulkInt(b []byte, n int64) []byte {
+	var digits [20]byte
+	return appendBulkBytes(b, strconv.AppendInt(digits[:0], n, 10))
+}
+
+func appendBulkBytes(b, data []byte) []byte {
+	b = append(b, '$')
+	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, data...)
+	return append(b, '\r', '\n')
 }
 
 // maxRESPDepth bounds nested arrays so a hostile reply cannot exhaust the
@@ -120,42 +177,51 @@ const maxRESPDepth = 64
 // ParseRedisReply parses one RESP2 value from b. Trailing bytes are an
 // error.
 func ParseRedisReply(b []byte) (RedisValue, error) {
-	v, n, err := parseRESP(b, 0)
+	return parseRedisReply(string(b))
+}
+
+// parseRedisReply parses one RESP2 value from s; the strings of the value
+// are substrings of s.
+func parseRedisReply(s string) (RedisValue, error) {
+	v, n, err := parseRESP(s, 0)
 	if err != nil {
 		return RedisValue{}, err
 	}
-	if n != len(b) {
-		return RedisValue{}, fmt.Errorf("redis reply: %d unexpected bytes after the value", len(b)-n)
+	if n != len(s) {
+		return RedisValue{}, fmt.Errorf("redis reply: %d unexpected bytes after the value", len(s)-n)
 	}
 	return v, nil
 }
 
-func parseRESP(b []byte, depth int) (RedisValue, int, error) {
+func parseRESP(b string, depth int) (RedisValue, int, error) {
 	if depth > maxRESPDepth {
 		return RedisValue{}, 0, errors.New("redis reply: arrays nested too deeply")
 	}
 	if len(b) == 0 {
 		return RedisValue{}, 0, errors.New("redis reply: empty")
 	}
-	end := bytes.Index(b, []byte("\r\n"))
+	end := strings.Index(b, "\r\n")
 	if end < 0 {
 		return RedisValue{}, 0, errors.New("redis reply: line without CRLF")
 	}
 	if end == 0 {
 		return RedisValue{}, 0, errors.New("redis reply: line without a type byte")
 	}
-	kind, line, n := RedisKind(b[0]), string(b[1:end]), end+2
+	kind, line, n := RedisKind(b[0]), b[1:end], end+2
 	switch kind {
 	case RedisSimpleString, RedisError:
 		return RedisValue{kind: kind, str: line}, n, nil
 	case RedisInteger:
-		i, err := strconv.ParseInt(line, 10, 64)
-		if err != nil {
-			return RedisValue{}, 0, fmt.Errorf("redis reply: bad integer %q", line)
+		i, ok := parseDecimal(line)
+		if !ok {
+			var err error
+			if i, err = strconv.ParseInt(line, 10, 64); err != nil {
+				return RedisValue{}, 0, fmt.Errorf("redis reply: bad integer %q", line)
+			}
 		}
 		return RedisValue{kind: kind, num: i}, n, nil
 	case RedisBulkString:
-		l, err := strconv.Atoi(line)
+		l, err := parseLength(line)
 		if err != nil || l < -1 {
 			return RedisValue{}, 0, fmt.Errorf("redis reply: bad bulk length %q", line)
 		}
@@ -165,9 +231,9 @@ func parseRESP(b []byte, depth int) (RedisValue, int, error) {
 		if len(b)-n < l+2 || b[n+l] != '\r' || b[n+l+1] != '\n' {
 			return RedisValue{}, 0, errors.New("redis reply: bulk string shorter than its length")
 		}
-		return RedisValue{kind: kind, str: string(b[n : n+l])}, n + l + 2, nil
+		return RedisValue{kind: kind, str: b[n : n+l]}, n + l + 2, nil
 	case RedisArray:
-		l, err := strconv.Atoi(line)
+		l, err := parseLength(line)
 		if err != nil || l < -1 {
 			return RedisValue{}, 0, fmt.Errorf("redis reply: bad array length %q", line)
 		}
@@ -189,4 +255,37 @@ func parseRESP(b []byte, depth int) (RedisValue, int, error) {
 		return RedisValue{kind: kind, array: arr}, n, nil
 	}
 	return RedisValue{}, 0, fmt.Errorf("redis reply: unknown type byte %q", b[0])
+}
+
+// parseLength reads a bulk or array length as strconv.Atoi does.
+func parseLength(s string) (int, error) {
+	if i, ok := parseDecimal(s); ok {
+		return int(i), nil
+	}
+	return strconv.Atoi(s)
+}
+
+// parseDecimal reads the common case, an optional '-' and 1 to 18 ASCII
+// digits, without strconv's generality; ok is false for anything else
+// (the caller then falls back to strconv, which gives the same result or
+// the error).
+func parseDecimal(s string) (n int64, ok bool) {
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -58,6 +58,67 @@ func TestEncodeRedisCommand(t *testing.T) {
 	}
 }
 
+// TestAppendRedisCommand: commands built with the append functions and
+// RedisScript are byte for byte what EncodeRedisCommand (fmt.Sprint of
+// every argument) makes of the same arguments.
+func TestAppendRedisCommand(t *testing.T) {
+	script := "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+	cases := []struct {
+		name      string
+		got, want []byte
+	}{
+		{"GET of a key in two parts",
+			pdk.AppendRedisBulkString(pdk.AppendRedisBulkString(pdk.AppendRedisArrayHeader(nil, 2), "GET"), "chat_quota:", "alice"),
+			pdk.EncodeRedisCommand("GET", "chat_quota:alice")},
+		{"integers, negative and empty strings",
+			pdk.AppendRedisBulkString(pdk.AppendRedisBulkInt(pdk.AppendRedisBulkInt(pdk.AppendRedisArrayHeader(nil, 3), -9223372036854775808), 0)),
+			pdk.EncodeRedisCommand(int64(-9223372036854775808), 0, "")},
+		{"script",
+			pdk.AppendRedisBulkInt(pdk.AppendRedisBulkString(pdk.NewRedisScript(script, 1).AppendEval(nil, 2), "k"), 5),
+			pdk.EncodeRedisCommand("EVAL", script, 1, "k", 5)},
+		{"fast paths format as fmt.Sprint",
+			pdk.EncodeRedisCommand(int32(-3), uint32(4), true, false, 2.5, uint64(7)),
+			[]byte("*6\r\n$2\r\n-3\r\n$1\r\n4\r\n$4\r\ntrue\r\n$5\r\nfalse\r\n$3\r\n2.5\r\n$1\r\n7\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if string(tc.got) != string(tc.want) {
+				t.Errorf("got  %q\nwant %q", tc.got, tc.want)
+			}
+		})
+	}
+	if s := pdk.NewRedisScript(script, 1); s.Source() != script || s.EncodedLen() < len(s.AppendEval(nil, 99)) {
+		t.Errorf("script %q encodes %d bytes, EncodedLen %d", s.Source(), len(s.AppendEval(nil, 99)), s.EncodedLen())
+	}
+}
+
+// TestParseRedisReplyNumbers: the parser's fast path for lengths and
+// integers agrees with strconv, including the forms it hands to strconv.
+func TestParseRedisReplyNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{":0\r\n", 0}, {":-0\r\n", 0}, {":+5\r\n", 5}, {":007\r\n", 7},
+		{":9223372036854775807\r\n", 9223372036854775807}, {":-9223372036854775808\r\n", -9223372036854775808},
+		{"$2\r\n42\r\n", 42}, {"$+2\r\n42\r\n", 42},
+	} {
+		v, err := pdk.ParseRedisReply([]byte(tc.in))
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if n, err := v.Int(); err != nil || n != tc.want {
+			t.Errorf("%q: %d, %v, want %d", tc.in, n, err, tc.want)
+		}
+	}
+	for _, in := range []string{":9223372036854775808\r\n", ":-\r\n", ":\r\n", "$-2\r\n", "*x\r\n"} {
+		if _, err := pdk.ParseRedisReply([]byte(in)); err == nil {
+			t.Errorf("%q parsed, want an error", in)
+		}
+	}
+}
+
 // FuzzParseRedisReply: no input panics, and a parsed command round-trips.
 func FuzzParseRedisReply(f *testing.F) {
 	for _, s := range []string{"+OK\r\n", "*2\r\n$1\r\na\r\n:1\r\n", "$-1\r\n", "-ERR\r\n", "*1\r\n*1\r\n"} {
