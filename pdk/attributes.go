@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // This file is user attributes and where they go: merged into the shared
@@ -59,23 +63,125 @@ func (c *Context) WriteAttributesToLog(key string) error {
 // accepted too) and returns the merged object escaped the same way. Keys
 // come out sorted; numbers keep their text. When prev holds no JSON object
 // the result has attrs only and err says why.
+//
+// The output is what encoding/json gives for the decoded map (strings
+// escaped as it escapes them, nested objects with sorted keys), built
+// directly: prev is walked with gjson and common attribute types are
+// encoded without reflection.
 func MergeLog(prev []byte, attrs map[string]any) ([]byte, error) {
-	obj := map[string]any{}
+	m := logMerge{fields: make([]logField, 0, len(attrs)+8), vals: make([]byte, 0, 512)}
 	var perr error
 	if len(bytes.TrimSpace(prev)) > 0 {
-		perr = decodeLogObject(prev, obj)
-		if perr != nil {
-			obj = map[string]any{}
+		if perr = m.addPrev(prev); perr != nil {
+			m.reset()
 		}
 	}
 	for k, v := range attrs {
-		obj[k] = v
+		if err := m.add(k, v); err != nil {
+			return nil, fmt.Errorf("encode attributes: %w", err)
+		}
 	}
-	raw, err := json.Marshal(obj)
+	return m.escaped(), perr
+}
+
+// logMerge builds the merged object: fields in the order added (a later
+// field replaces an earlier one of the same key), their encoded values in
+// one buffer.
+type logMerge struct {
+	fields []logField
+	vals   []byte
+}
+
+type logField struct {
+	key        string
+	start, end int // the value in vals
+}
+
+func (m *logMerge) reset() { m.fields, m.vals = m.fields[:0], m.vals[:0] }
+
+// add encodes v as the value of key.
+func (m *logMerge) add(key string, v any) error {
+	start := len(m.vals)
+	b, err := appendJSONValue(m.vals, v)
 	if err != nil {
-		return nil, fmt.Errorf("encode attributes: %w", err)
+		return err
 	}
-	return EscapeJSONString(raw), perr
+	m.vals = b
+	m.fields = append(m.fields, logField{key: key, start: start, end: len(b)})
+	return nil
+}
+
+// addPrev adds the fields of the object in prev, escaped or not.
+func (m *logMerge) addPrev(prev []byte) error {
+	src, ok := unescapeLogObject(prev)
+	if !ok {
+		src = bytesString(prev)
+	}
+	root := gjson.Parse(src)
+	if !root.IsObject() || !gjson.Valid(src) {
+		// Not plainly a JSON object: decode as encoding/json does
+		// (leading value only, errors as it words them).
+		obj := map[string]any{}
+		if err := decodeLogObject(prev, obj); err != nil {
+			return err
+		}
+		for k, v := range obj {
+			if err := m.add(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		start := len(m.vals)
+		m.vals = appendCanonical(m.vals, v)
+		m.fields = append(m.fields, logField{key: k.String(), start: start, end: len(m.vals)})
+		return true
+	})
+	return nil
+}
+
+// unescapeLogObject reads prev as the inside of a JSON string literal.
+func unescapeLogObject(prev []byte) (string, bool) {
+	if bytes.IndexByte(prev, '\\') < 0 {
+		// Nothing escaped: a valid literal only if no quote or control
+		// character needs escaping; then it is prev itself.
+		for _, c := range prev {
+			if c == '"' || c < 0x20 {
+				return "", false
+			}
+		}
+		return bytesString(prev), true
+	}
+	quoted := make([]byte, 0, len(prev)+2)
+	quoted = append(quoted, '"')
+	quoted = append(quoted, prev...)
+	quoted = append(quoted, '"')
+	if !gjson.ValidBytes(quoted) {
+		return "", false
+	}
+	return gjson.ParseBytes(quoted).String(), true
+}
+
+// escaped returns the merged object, keys sorted, escaped as the inside of
+// a JSON string literal.
+func (m *logMerge) escaped() []byte {
+	slices.SortStableFunc(m.fields, func(a, b logField) int { return strings.Compare(a.key, b.key) })
+	obj := make([]byte, 0, len(m.vals)+16*len(m.fields)+2)
+	obj = append(obj, '{')
+	for i, f := range m.fields {
+		if i+1 < len(m.fields) && m.fields[i+1].key == f.key {
+			continue // a later field of the same key wins
+		}
+		if len(obj) > 1 {
+			obj = append(obj, ',')
+		}
+		obj = appendQuoted(obj, f.key)
+		obj = append(obj, ':')
+		obj = append(obj, m.vals[f.start:f.end]...)
+	}
+	obj = append(obj, '}')
+	return appendEscaped(make([]byte, 0, len(obj)+len(obj)/4), bytesString(obj))
 }
 
 // decodeLogObject reads prev, escaped or not, into obj.
@@ -97,8 +203,7 @@ func decodeLogObject(prev []byte, obj map[string]any) error {
 // EscapeJSONString escapes s as the inside of a JSON string literal
 // (without the quotes), as encoding/json does.
 func EscapeJSONString(s []byte) []byte {
-	q, _ := json.Marshal(string(s))
-	return q[1 : len(q)-1]
+	return appendEscaped(make([]byte, 0, len(s)+len(s)/8), bytesString(s))
 }
 
 // SetTraceTag sets span attribute name (property trace_span_tag.<name>).
@@ -119,6 +224,6 @@ func (c *Context) WriteTraceTags() {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		_ = c.SetTraceTag(k, fmt.Sprint(c.attrs[k]))
+		_ = c.SetTraceTag(k, sprint(c.attrs[k]))
 	}
 }

@@ -71,6 +71,17 @@ type Context struct {
 	// headersEndStream: the request headers ended the stream (no body).
 	headersEndStream bool
 
+	// reqHeaders: the request headers while the request-headers callback
+	// runs and the plugin has not changed them (RequestHeader), else nil.
+	reqHeaders [][2]string
+	// respCT: the response content-type the kit read, while the
+	// response-headers callback runs and the plugin has not changed the
+	// response headers (known).
+	respCT struct {
+		value     string
+		ok, known bool
+	}
+
 	values map[string]any
 	attrs  map[string]any
 	usage  *UsageTracker

@@ -35,6 +35,11 @@ const DefaultMaxSSEEvent = 16 << 20
 // boundaries. "\r\n" and "\r" line endings are normalised to "\n", also when
 // split between chunks. The zero value is ready to use; use one parser per
 // response.
+//
+// A chunk is copied into the parser only for the part that is not a
+// complete event (or when it has '\r' to normalise), and the search for
+// the blank line ending an event resumes where the previous chunk's search
+// stopped, so a long event arriving in many chunks is scanned once.
 type SSEParser struct {
 	// MaxEventSize bounds the bytes kept for an unfinished event; past it
 	// the partial event is returned as is (0: DefaultMaxSSEEvent).
@@ -42,48 +47,89 @@ type SSEParser struct {
 
 	buf       []byte
 	pendingCR bool
+	// scanned: buf[:scanned] holds no "\n\n".
+	scanned int
 }
 
-// Feed adds a chunk and returns the events it completed, in order.
+// Feed adds a chunk and returns the events it completed, in order. The
+// events own their bytes (Data shares Raw's array when the event has one
+// data line).
 func (p *SSEParser) Feed(chunk []byte) []SSEEvent {
-	p.appendNormalised(chunk)
 	var events []SSEEvent
-	start := 0
-	for {
-		i := bytes.Index(p.buf[start:], []byte("\n\n"))
-		if i < 0 {
-			break
-		}
-		if ev, ok := parseSSEEvent(p.buf[start : start+i]); ok {
-			events = append(events, ev)
-		}
-		start += i + 2
-	}
-	p.buf = append(p.buf[:0], p.buf[start:]...)
-	max := p.MaxEventSize
-	if max <= 0 {
-		max = DefaultMaxSSEEvent
-	}
-	if len(p.buf) > max {
-		events = append(events, p.Flush()...)
-	}
+	p.feedRaw(chunk, func(text []byte) {
+		events = append(events, parseSSEEvent(bytes.Clone(text)))
+	})
 	return events
 }
 
 // Flush returns what is left as a final event (a stream that ended
 // without a blank line) and empties the parser. Call it at end of stream.
 func (p *SSEParser) Flush() []SSEEvent {
-	rest := bytes.TrimRight(p.buf, "\n")
-	p.buf = p.buf[:0]
-	p.pendingCR = false
-	if ev, ok := parseSSEEvent(rest); ok {
-		return []SSEEvent{ev}
-	}
-	return nil
+	var events []SSEEvent
+	p.flushRaw(func(text []byte) {
+		events = []SSEEvent{parseSSEEvent(bytes.Clone(text))}
+	})
+	return events
 }
 
 // Pending returns the bytes of the unfinished event.
 func (p *SSEParser) Pending() []byte { return p.buf }
+
+// feedRaw adds a chunk and calls fn with the normalised text of every
+// non-empty event it completes, in order. The text is in the parser's
+// buffer or in chunk: it is valid only during the call.
+func (p *SSEParser) feedRaw(chunk []byte, fn func(text []byte)) {
+	src, from := chunk, 0
+	inPlace := len(p.buf) == 0 && !p.pendingCR && bytes.IndexByte(chunk, '\r') < 0
+	if !inPlace { // else read the events in place and keep only the rest
+		from = p.scanned
+		p.appendNormalised(chunk)
+		src = p.buf
+	}
+	start := 0
+	for {
+		i := bytes.Index(src[from:], eventEnd)
+		if i < 0 {
+			break
+		}
+		end := from + i
+		if end > start {
+			fn(src[start:end])
+		}
+		start = end + 2
+		from = start
+	}
+	rest := src[start:]
+	switch {
+	case len(rest) == 0:
+		p.buf = p.buf[:0]
+	case inPlace || start > 0:
+		p.buf = append(p.buf[:0], rest...)
+	}
+	// A "\n\n" may start at the last byte scanned.
+	p.scanned = max(len(p.buf)-1, 0)
+	limit := p.MaxEventSize
+	if limit <= 0 {
+		limit = DefaultMaxSSEEvent
+	}
+	if len(p.buf) > limit {
+		p.flushRaw(fn)
+	}
+}
+
+var eventEnd = []byte("\n\n")
+
+// flushRaw calls fn with what is left (trailing newlines removed) unless
+// it is empty, and empties the parser.
+func (p *SSEParser) flushRaw(fn func(text []byte)) {
+	rest := bytes.TrimRight(p.buf, "\n")
+	p.pendingCR = false
+	p.scanned = 0
+	if len(rest) > 0 {
+		fn(rest)
+	}
+	p.buf = p.buf[:0]
+}
 
 func (p *SSEParser) appendNormalised(chunk []byte) {
 	if p.pendingCR && len(chunk) > 0 && chunk[0] == '\n' {
@@ -110,17 +156,61 @@ func (p *SSEParser) appendNormalised(chunk []byte) {
 	}
 }
 
-// parseSSEEvent reads one event's lines. ok is false for an empty event.
-func parseSSEEvent(text []byte) (SSEEvent, bool) {
-	if len(text) == 0 {
-		return SSEEvent{}, false
+// sseData returns the data of an event's text without parsing its other
+// fields: the data lines joined with "\n" (a single line is returned in
+// place), or text itself when there is no data line (as a caller reading
+// Data, or Raw when Data is nil, would).
+func sseData(text []byte) []byte {
+	var data []byte
+	found := false
+	for rest := text; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		value, ok := dataLine(line)
+		if !ok {
+			continue
+		}
+		if !found {
+			data, found = value[:len(value):len(value)], true
+			continue
+		}
+		data = append(data, '\n')
+		data = append(data, value...)
 	}
-	ev := SSEEvent{Retry: -1, Raw: append([]byte(nil), text...)}
-	for line := range bytes.SplitSeq(ev.Raw, []byte("\n")) {
+	if !found {
+		return text
+	}
+	return data
+}
+
+// dataLine returns the value of a "data" line.
+func dataLine(line []byte) ([]byte, bool) {
+	if len(line) < 4 || string(line[:4]) != "data" {
+		return nil, false
+	}
+	switch {
+	case len(line) == 4:
+		return line[4:], true
+	case line[4] != ':':
+		return nil, false
+	case len(line) > 5 && line[5] == ' ':
+		return line[6:], true
+	}
+	return line[5:], true
+}
+
+// parseSSEEvent reads one event's lines; raw becomes the event's Raw.
+func parseSSEEvent(raw []byte) SSEEvent {
+	ev := SSEEvent{Retry: -1, Raw: raw}
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
 		if len(line) == 0 || line[0] == ':' {
 			continue
 		}
-		field, value := line, []byte(nil)
+		field, value := line, []byte{}
 		if i := bytes.IndexByte(line, ':'); i >= 0 {
 			field, value = line[:i], line[i+1:]
 			if len(value) > 0 && value[0] == ' ' {
@@ -129,11 +219,13 @@ func parseSSEEvent(text []byte) (SSEEvent, bool) {
 		}
 		switch string(field) {
 		case "data":
-			if ev.Data != nil {
-				ev.Data = append(ev.Data, '\n')
-			} else {
-				ev.Data = make([]byte, 0, len(value))
+			if ev.Data == nil {
+				// Capacity ends at the value: appending to Data
+				// never writes into Raw.
+				ev.Data = value[:len(value):len(value)]
+				continue
 			}
+			ev.Data = append(ev.Data, '\n')
 			ev.Data = append(ev.Data, value...)
 		case "event":
 			ev.Event = string(value)
@@ -145,5 +237,5 @@ func parseSSEEvent(text []byte) (SSEEvent, bool) {
 			}
 		}
 	}
-	return ev, true
+	return ev
 }

@@ -108,3 +108,16 @@ func FuzzSSEParser(f *testing.F) {
 		}
 	})
 }
+
+// Appending to an event's Data never changes its Raw.
+func TestSSEEventDataDoesNotWriteIntoRaw(t *testing.T) {
+	var p pdk.SSEParser
+	evs := p.Feed([]byte("data: abc\nid: 1\n\n"))
+	if len(evs) != 1 {
+		t.Fatalf("events %q", eventSummary(evs))
+	}
+	_ = append(evs[0].Data, "XYZ"...)
+	if got := string(evs[0].Raw); got != "data: abc\nid: 1" {
+		t.Errorf("raw %q", got)
+	}
+}

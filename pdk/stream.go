@@ -96,6 +96,10 @@ func (s *stream[C]) OnHttpRequestHeaders(_ int, eos bool) (action Action) {
 	if p.OnRequestHeaders == nil {
 		return Continue
 	}
+	if hdrs != nil {
+		c.reqHeaders = hdrs
+		defer func() { c.reqHeaders = nil }()
+	}
 	return p.OnRequestHeaders(c, cfg)
 }
 
@@ -190,11 +194,13 @@ func (s *stream[C]) OnHttpResponseHeaders(_ int, eos bool) (action Action) {
 		c.readResponseBody = false
 	}
 	if c.readResponseBody {
-		ct, _ := proxywasm.GetHttpResponseHeader("content-type")
+		ct, err := proxywasm.GetHttpResponseHeader("content-type")
 		enc, _ := proxywasm.GetHttpResponseHeader("content-encoding")
 		if isBinary(ct, enc) {
 			c.readResponseBody = false
 		}
+		c.respCT.value, c.respCT.ok, c.respCT.known = ct, err == nil, true
+		defer func() { c.respCT.known = false }()
 	}
 	if p.OnResponseHeaders == nil {
 		return Continue

@@ -340,3 +340,32 @@ func headerValue(hs [][2]string, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// In the request-headers callback RequestHeader answers from the headers
+// the kit read, and sees the plugin's own changes made through the Context.
+func TestRequestHeaderSeesChangesInRequestHeaders(t *testing.T) {
+	var got []string
+	p := pdk.Plugin[struct{}]{
+		Name: "headers",
+		OnRequestHeaders: func(ctx *pdk.Context, _ struct{}) pdk.Action {
+			v, ok := ctx.RequestHeader("X-Consumer")
+			got = append(got, fmt.Sprintf("%s %t", v, ok))
+			_ = ctx.SetRequestHeader("x-consumer", "bob")
+			v, ok = ctx.RequestHeader("x-consumer")
+			got = append(got, fmt.Sprintf("%s %t", v, ok))
+			_ = ctx.RemoveRequestHeader("x-consumer")
+			_, ok = ctx.RequestHeader("x-consumer")
+			got = append(got, fmt.Sprint(ok))
+			return pdk.Continue
+		},
+	}
+	h := pdktest.New(t, p.VMContext(), ``)
+	if !h.Start() {
+		t.Fatal("configure failed")
+	}
+	id := h.InitializeHttpContext()
+	h.CallOnRequestHeaders(id, append(pdktest.RequestHeaders("a.org", "/"), [2]string{"x-consumer", "alice"}), true)
+	if want := []string{"alice true", "bob true", "false"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

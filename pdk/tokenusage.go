@@ -2,6 +2,8 @@ package pdk
 
 import (
 	"bytes"
+	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -49,20 +51,250 @@ type Usage struct {
 	CacheReadInputTokens     int64
 }
 
-// The paths tried, first existing one wins.
-var (
-	modelPaths       = []string{"model", "body.model", "response.model", "message.model", "modelVersion"}
-	inputPaths       = []string{"usage.prompt_tokens", "usage.input_tokens", "response.usage.input_tokens", "usageMetadata.promptTokenCount", "message.usage.input_tokens"}
-	outputPaths      = []string{"usage.completion_tokens", "usage.output_tokens", "response.usage.output_tokens", "usageMetadata.candidatesTokenCount", "message.usage.output_tokens"}
-	totalPaths       = []string{"usage.total_tokens", "response.usage.total_tokens", "usageMetadata.totalTokenCount"}
-	inputDetailPaths = []string{"usage.prompt_tokens_details", "response.usage.input_tokens_details", "usage.input_tokens_details", "usageMetadata.promptTokensDetails"}
-	outDetailPaths   = []string{"usage.completion_tokens_details", "response.usage.output_tokens_details", "usage.output_tokens_details", "usageMetadata.candidatesTokensDetails"}
+// ExtractUsage reads, for each value, the first of these that exists
+// (gjson paths; the same order as wasm-go):
+//
+//	model:          model, body.model, response.model, message.model, modelVersion
+//	input tokens:   usage.prompt_tokens, usage.input_tokens, response.usage.input_tokens,
+//	                usageMetadata.promptTokenCount, message.usage.input_tokens
+//	output tokens:  usage.completion_tokens, usage.output_tokens, response.usage.output_tokens,
+//	                usageMetadata.candidatesTokenCount, message.usage.output_tokens
+//	total tokens:   usage.total_tokens, response.usage.total_tokens, usageMetadata.totalTokenCount
+//	input details:  usage.prompt_tokens_details, response.usage.input_tokens_details,
+//	                usage.input_tokens_details, usageMetadata.promptTokensDetails
+//	output details: usage.completion_tokens_details, response.usage.output_tokens_details,
+//	                usage.output_tokens_details, usageMetadata.candidatesTokensDetails
+//
+// plus usageMetadata.{cachedContentTokenCount, toolUsePromptTokenCount,
+// thoughtsTokenCount} and usage.{cache_creation_input_tokens,
+// cache_read_input_tokens, generated_images}. Rather than one gjson query
+// per path (each scanning the event from its start), the event is walked
+// once at the top level and then only inside the few objects named above
+// (usageScan), with the same results.
+
+// The fields usageScan keeps: one slot per (object, key) pair read.
+const (
+	fModel = iota
+	fBodyModel
+	fResponseModel
+	fMessageModel
+	fModelVersion
+
+	// usage.*
+	fUsagePromptTokens
+	fUsageInputTokens
+	fUsageCompletionTokens
+	fUsageOutputTokens
+	fUsageTotalTokens
+	fUsagePromptDetails
+	fUsageInputDetails
+	fUsageCompletionDetails
+	fUsageOutputDetails
+	fUsageCacheCreation
+	fUsageCacheRead
+	fUsageGeneratedImages
+
+	// response.usage.*
+	fRespInputTokens
+	fRespOutputTokens
+	fRespTotalTokens
+	fRespInputDetails
+	fRespOutputDetails
+
+	// usageMetadata.*
+	fMetaPromptTokens
+	fMetaCandidatesTokens
+	fMetaTotalTokens
+	fMetaPromptDetails
+	fMetaCandidatesDetails
+	fMetaCachedContent
+	fMetaToolUsePrompt
+	fMetaThoughts
+
+	// message.usage.*
+	fMsgInputTokens
+	fMsgOutputTokens
+
+	nUsageFields
 )
 
-func firstPath(event []byte, paths []string) (gjson.Result, bool) {
-	for _, p := range paths {
-		if r := gjson.GetBytes(event, p); r.Exists() {
-			return r, true
+// usageScan holds the values of one event that usage extraction reads.
+// Its results point into the event: copy what outlives it.
+type usageScan [nUsageFields]gjson.Result
+
+// set keeps the first occurrence of field f.
+func (s *usageScan) set(f int, v gjson.Result) {
+	if !s[f].Exists() {
+		s[f] = v
+	}
+}
+
+// scan walks the top level of the event and the usage objects in it. A
+// key repeated in one object is read in every occurrence that is an
+// object, the first value found counting, as with gjson paths.
+func (s *usageScan) scan(event string) {
+	root := gjson.Parse(event)
+	if !root.IsObject() {
+		return
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			s.set(fModel, v)
+		case "modelVersion":
+			s.set(fModelVersion, v)
+		case "usage":
+			s.scanObject(v, usageKey)
+		case "usageMetadata":
+			s.scanObject(v, metaKey)
+		case "body":
+			if v.IsObject() && !s[fBodyModel].Exists() {
+				s[fBodyModel] = v.Get("model")
+			}
+		case "response":
+			s.scanObject(v, func(k string) int {
+				switch k {
+				case "model":
+					return fResponseModel
+				case "usage":
+					return scanResponseUsage
+				}
+				return -1
+			})
+		case "message":
+			s.scanObject(v, func(k string) int {
+				switch k {
+				case "model":
+					return fMessageModel
+				case "usage":
+					return scanMessageUsage
+				}
+				return -1
+			})
+		}
+		return true
+	})
+}
+
+// Pseudo-fields of scanObject: the value is an object to scan in turn.
+const (
+	scanResponseUsage = nUsageFields + iota
+	scanMessageUsage
+)
+
+// scanObject keeps the fields of obj that field maps to a slot (-1: not
+// read).
+func (s *usageScan) scanObject(obj gjson.Result, field func(key string) int) {
+	if !obj.IsObject() {
+		return
+	}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		switch f := field(k.Str); f {
+		case -1:
+		case scanResponseUsage:
+			s.scanObject(v, responseUsageKey)
+		case scanMessageUsage:
+			s.scanObject(v, messageUsageKey)
+		default:
+			s.set(f, v)
+		}
+		return true
+	})
+}
+
+func responseUsageKey(k string) int {
+	switch k {
+	case "input_tokens":
+		return fRespInputTokens
+	case "output_tokens":
+		return fRespOutputTokens
+	case "total_tokens":
+		return fRespTotalTokens
+	case "input_tokens_details":
+		return fRespInputDetails
+	case "output_tokens_details":
+		return fRespOutputDetails
+	}
+	return -1
+}
+
+func messageUsageKey(k string) int {
+	switch k {
+	case "input_tokens":
+		return fMsgInputTokens
+	case "output_tokens":
+		return fMsgOutputTokens
+	}
+	return -1
+}
+
+func usageKey(k string) int {
+	switch k {
+	case "prompt_tokens":
+		return fUsagePromptTokens
+	case "input_tokens":
+		return fUsageInputTokens
+	case "completion_tokens":
+		return fUsageCompletionTokens
+	case "output_tokens":
+		return fUsageOutputTokens
+	case "total_tokens":
+		return fUsageTotalTokens
+	case "prompt_tokens_details":
+		return fUsagePromptDetails
+	case "input_tokens_details":
+		return fUsageInputDetails
+	case "completion_tokens_details":
+		return fUsageCompletionDetails
+	case "output_tokens_details":
+		return fUsageOutputDetails
+	case "cache_creation_input_tokens":
+		return fUsageCacheCreation
+	case "cache_read_input_tokens":
+		return fUsageCacheRead
+	case "generated_images":
+		return fUsageGeneratedImages
+	}
+	return -1
+}
+
+func metaKey(k string) int {
+	switch k {
+	case "promptTokenCount":
+		return fMetaPromptTokens
+	case "candidatesTokenCount":
+		return fMetaCandidatesTokens
+	case "totalTokenCount":
+		return fMetaTotalTokens
+	case "promptTokensDetails":
+		return fMetaPromptDetails
+	case "candidatesTokensDetails":
+		return fMetaCandidatesDetails
+	case "cachedContentTokenCount":
+		return fMetaCachedContent
+	case "toolUsePromptTokenCount":
+		return fMetaToolUsePrompt
+	case "thoughtsTokenCount":
+		return fMetaThoughts
+	}
+	return -1
+}
+
+// The fields tried for each value, first existing one wins.
+var (
+	modelFields        = [...]int{fModel, fBodyModel, fResponseModel, fMessageModel, fModelVersion}
+	inputFields        = [...]int{fUsagePromptTokens, fUsageInputTokens, fRespInputTokens, fMetaPromptTokens, fMsgInputTokens}
+	outputFields       = [...]int{fUsageCompletionTokens, fUsageOutputTokens, fRespOutputTokens, fMetaCandidatesTokens, fMsgOutputTokens}
+	totalFields        = [...]int{fUsageTotalTokens, fRespTotalTokens, fMetaTotalTokens}
+	inputDetailFields  = [...]int{fUsagePromptDetails, fRespInputDetails, fUsageInputDetails, fMetaPromptDetails}
+	outputDetailFields = [...]int{fUsageCompletionDetails, fRespOutputDetails, fUsageOutputDetails, fMetaCandidatesDetails}
+)
+
+// first returns the first of fields that exists.
+func (s *usageScan) first(fields []int) (gjson.Result, bool) {
+	for _, f := range fields {
+		if s[f].Exists() {
+			return s[f], true
 		}
 	}
 	return gjson.Result{}, false
@@ -71,8 +303,27 @@ func firstPath(event []byte, paths []string) (gjson.Result, bool) {
 // HasUsage reports whether an event (one SSE event's data, or a whole JSON
 // body) carries usage: it contains "usage" or "usageMetadata".
 func HasUsage(event []byte) bool {
-	return bytes.Contains(event, []byte(`"usage"`)) || bytes.Contains(event, []byte(`"usageMetadata"`))
+	for i := 0; ; {
+		j := bytes.Index(event[i:], quotedUsage)
+		if j < 0 {
+			return false
+		}
+		i += j + len(quotedUsage)
+		rest := event[i:]
+		if len(rest) > 0 && rest[0] == '"' || bytes.HasPrefix(rest, metadataQuote) {
+			return true
+		}
+	}
 }
+
+var (
+	quotedUsage   = []byte(`"usage`)
+	metadataQuote = []byte(`Metadata"`)
+)
+
+// bytesString views b as a string without copying; b must not change while
+// the string is in use.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // ExtractUsage reads the usage in one event. prev is what earlier events
 // of the same response reported: its model (unless empty or "unknown") and
@@ -84,10 +335,11 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 	if !HasUsage(event) {
 		return prev, false
 	}
-	u = Usage{InputTokenDetails: map[string]int64{}, OutputTokenDetails: map[string]int64{}}
-	switch r, found := firstPath(event, modelPaths); {
+	var s usageScan
+	s.scan(bytesString(event))
+	switch r, found := s.first(modelFields[:]); {
 	case found:
-		u.Model = r.String()
+		u.Model = strings.Clone(r.String())
 	case prev.Model != "" && prev.Model != ModelUnknown:
 		u.Model = prev.Model
 	case requestModel != "":
@@ -95,57 +347,81 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 	default:
 		u.Model = ModelUnknown
 	}
-	if r, found := firstPath(event, inputPaths); found {
+	if r, found := s.first(inputFields[:]); found {
 		u.InputTokens = r.Int()
 	} else if prev.InputTokens > 0 {
 		u.InputTokens = prev.InputTokens
 	}
-	if r, found := firstPath(event, outputPaths); found {
+	if r, found := s.first(outputFields[:]); found {
 		u.OutputTokens = r.Int()
 	} else if prev.OutputTokens > 0 {
 		u.OutputTokens = prev.OutputTokens
 	}
 
-	if r, found := firstPath(event, inputDetailPaths); found && r.IsObject() {
-		r.ForEach(func(k, v gjson.Result) bool {
-			u.InputTokenDetails[k.String()] = v.Int()
-			return true
-		})
+	u.InputTokenDetails = map[string]int64{}
+	if r, found := s.first(inputDetailFields[:]); found && r.IsObject() {
+		addDetails(u.InputTokenDetails, r)
 	}
-	if r := gjson.GetBytes(event, "usageMetadata.cachedContentTokenCount"); r.Exists() {
+	if r := s[fMetaCachedContent]; r.Exists() {
 		u.InputTokenDetails["cached_content_token_count"] = r.Int()
 	}
-	if r := gjson.GetBytes(event, "usageMetadata.toolUsePromptTokenCount"); r.Exists() {
+	if r := s[fMetaToolUsePrompt]; r.Exists() {
 		u.InputTokenDetails["tool_use_prompt_token_count"] = r.Int()
 	}
-	if r := gjson.GetBytes(event, "usage.cache_creation_input_tokens"); r.Exists() {
+	if r := s[fUsageCacheCreation]; r.Exists() {
 		u.CacheCreationInputTokens = r.Int()
 		u.InputTokenDetails["cache_creation_input_tokens"] = r.Int()
 	}
-	if r := gjson.GetBytes(event, "usage.cache_read_input_tokens"); r.Exists() {
+	if r := s[fUsageCacheRead]; r.Exists() {
 		u.CacheReadInputTokens = r.Int()
 		u.InputTokenDetails["cache_read_input_tokens"] = r.Int()
 	}
 
-	if r, found := firstPath(event, outDetailPaths); found && r.IsObject() {
-		r.ForEach(func(k, v gjson.Result) bool {
-			u.OutputTokenDetails[k.String()] = v.Int()
-			return true
-		})
+	u.OutputTokenDetails = map[string]int64{}
+	if r, found := s.first(outputDetailFields[:]); found && r.IsObject() {
+		addDetails(u.OutputTokenDetails, r)
 	}
-	if r := gjson.GetBytes(event, "usageMetadata.thoughtsTokenCount"); r.Exists() {
+	if r := s[fMetaThoughts]; r.Exists() {
 		u.OutputTokenDetails["thoughts_token_count"] = r.Int()
 	}
-	if r := gjson.GetBytes(event, "usage.generated_images"); r.Exists() {
+	if r := s[fUsageGeneratedImages]; r.Exists() {
 		u.OutputTokenDetails["generated_images"] = r.Int()
 	}
 
-	if r, found := firstPath(event, totalPaths); found {
+	if r, found := s.first(totalFields[:]); found {
 		u.TotalTokens = r.Int()
 	} else {
 		u.TotalTokens = u.InputTokens + u.OutputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 	}
 	return u, true
+}
+
+// addDetails copies a details object's counters into m.
+func addDetails(m map[string]int64, obj gjson.Result) {
+	obj.ForEach(func(k, v gjson.Result) bool {
+		m[strings.Clone(k.String())] = v.Int()
+		return true
+	})
+}
+
+// sameUsage reports whether a and b hold the same values.
+func sameUsage(a, b *Usage) bool {
+	return a.Model == b.Model && a.InputTokens == b.InputTokens && a.OutputTokens == b.OutputTokens &&
+		a.TotalTokens == b.TotalTokens && a.CacheCreationInputTokens == b.CacheCreationInputTokens &&
+		a.CacheReadInputTokens == b.CacheReadInputTokens &&
+		sameCounts(a.InputTokenDetails, b.InputTokenDetails) && sameCounts(a.OutputTokenDetails, b.OutputTokenDetails)
+}
+
+func sameCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) || (a == nil) != (b == nil) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // DefaultMaxUsageBody bounds how much of a non-streaming response a
@@ -172,10 +448,13 @@ type UsageTracker struct {
 	over  bool
 	usage Usage
 	found bool
+	// changed: the current Feed brought new usage.
+	changed bool
 }
 
 // Feed adds a response chunk; eos marks the last one. It returns the
-// usage known so far and whether this chunk brought (new) usage.
+// usage known so far and whether this chunk brought new usage (an event
+// repeating the usage already known does not count).
 func (t *UsageTracker) Feed(chunk []byte, eos bool) (Usage, bool) {
 	if t.kind == 0 {
 		trimmed := bytes.TrimLeft(chunk, " \t\r\n")
@@ -188,26 +467,25 @@ func (t *UsageTracker) Feed(chunk []byte, eos bool) (Usage, bool) {
 			t.kind = 's'
 		}
 	}
-	changed := false
+	t.changed = false
 	if t.kind == 's' {
-		events := t.sse.Feed(chunk)
+		// Events are looked at in the parser's buffer, without copies;
+		// most carry no usage and cost one byte search.
+		t.sse.feedRaw(chunk, t.event)
 		if eos {
-			events = append(events, t.sse.Flush()...)
+			t.sse.flushRaw(t.event)
 		}
-		for _, ev := range events {
-			data := ev.Data
-			if data == nil {
-				data = ev.Raw
-			}
-			if u, ok := ExtractUsage(data, t.usage, t.RequestModel); ok {
-				t.usage, t.found, changed = u, true, true
-			}
-		}
-		return t.usage, changed
+		return t.usage, t.changed
 	}
 	max := t.MaxBody
 	if max <= 0 {
 		max = DefaultMaxUsageBody
+	}
+	if eos && !t.over && len(t.body) == 0 && len(chunk) <= max {
+		// The whole body in one chunk (a buffered body callback): read it
+		// in place.
+		t.extract(chunk)
+		return t.usage, t.changed
 	}
 	if !t.over {
 		if len(t.body)+len(chunk) > max {
@@ -217,12 +495,27 @@ func (t *UsageTracker) Feed(chunk []byte, eos bool) (Usage, bool) {
 		}
 	}
 	if eos && !t.over {
-		if u, ok := ExtractUsage(t.body, t.usage, t.RequestModel); ok {
-			t.usage, t.found, changed = u, true, true
-		}
+		t.extract(t.body)
 		t.body = nil
 	}
-	return t.usage, changed
+	return t.usage, t.changed
+}
+
+// event reads the usage of one SSE event's text (see SSEParser.feedRaw).
+func (t *UsageTracker) event(text []byte) {
+	if !HasUsage(text) {
+		return
+	}
+	t.extract(sseData(text))
+}
+
+// extract reads the usage of one event or body.
+func (t *UsageTracker) extract(data []byte) {
+	u, ok := ExtractUsage(data, t.usage, t.RequestModel)
+	if !ok || (t.found && sameUsage(&u, &t.usage)) {
+		return
+	}
+	t.usage, t.found, t.changed = u, true, true
 }
 
 // Usage returns the usage found so far; ok is false when none was.

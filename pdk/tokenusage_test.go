@@ -56,6 +56,16 @@ func TestUsageTracker(t *testing.T) {
 		{name: "no model in the response: the request's", model: "qwen-max",
 			chunks: []string{`{"usage":{"input_tokens":1,"output_tokens":2}}`},
 			want:   pdk.Usage{Model: "qwen-max", InputTokens: 1, OutputTokens: 2, TotalTokens: 3, InputTokenDetails: map[string]int64{}, OutputTokenDetails: map[string]int64{}}},
+		{name: "Doubao image generation and Gemini tool-use counters",
+			chunks: []string{`{"model":"doubao-seedream","usage":{"generated_images":2,"output_tokens":16,"total_tokens":16},"usageMetadata":{"toolUsePromptTokenCount":3}}`},
+			want: pdk.Usage{Model: "doubao-seedream", OutputTokens: 16, TotalTokens: 16,
+				InputTokenDetails: map[string]int64{"tool_use_prompt_token_count": 3}, OutputTokenDetails: map[string]int64{"generated_images": 2}}},
+		{name: "a repeated key: the first object holding the field counts, as with gjson paths",
+			chunks: []string{`{"model":"m","model":"n","usage":null,"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":9,"completion_tokens":2}}`},
+			want:   pdk.Usage{Model: "m", InputTokens: 1, OutputTokens: 2, TotalTokens: 3, InputTokenDetails: map[string]int64{}, OutputTokenDetails: map[string]int64{}}},
+		{name: "Anthropic message_start in a JSON body (message.usage)",
+			chunks: []string{`{"type":"message_start","message":{"model":"claude-3","usage":{"input_tokens":7,"output_tokens":0}}}`},
+			want:   pdk.Usage{Model: "claude-3", InputTokens: 7, TotalTokens: 7, InputTokenDetails: map[string]int64{}, OutputTokenDetails: map[string]int64{}}},
 		{name: "no model anywhere: unknown",
 			chunks: []string{`{"usage":{"prompt_tokens":1,"completion_tokens":2}}`},
 			want:   pdk.Usage{Model: "unknown", InputTokens: 1, OutputTokens: 2, TotalTokens: 3, InputTokenDetails: map[string]int64{}, OutputTokenDetails: map[string]int64{}}},
@@ -92,5 +102,22 @@ func TestUsageTrackerNoUsage(t *testing.T) {
 	tr.Feed([]byte(`{"usage":{"prompt_tokens":1}`), false)
 	if _, changed := tr.Feed([]byte(`}`), true); changed {
 		t.Error("a JSON body over MaxBody is not read")
+	}
+}
+
+// An event repeating the usage already known (OpenAI's "usage":null on
+// every chunk) does not count as new usage.
+func TestUsageTrackerRepeatedUsageIsNotNew(t *testing.T) {
+	var tr pdk.UsageTracker
+	ev := []byte("data: {\"model\":\"m\",\"choices\":[],\"usage\":null}\n\n")
+	if _, changed := tr.Feed(ev, false); !changed {
+		t.Error("the first usage event is new")
+	}
+	if _, changed := tr.Feed(ev, false); changed {
+		t.Error("a repeated usage event is reported as new")
+	}
+	u, changed := tr.Feed([]byte("data: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}\n\n"), true)
+	if !changed || u.TotalTokens != 3 {
+		t.Errorf("usage %+v changed %t", u, changed)
 	}
 }
