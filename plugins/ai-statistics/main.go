@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -307,6 +308,7 @@ type request struct {
 	firstToken bool
 	streamBuf  []byte
 	chatIDSet  bool
+	typeSet    bool
 }
 
 const stateKey = "ai-statistics"
@@ -331,8 +333,8 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.DisableReroute()
 	st.route, st.cluster = orDash(ctx.RouteName()), orDash(ctx.ClusterName())
 	api := "-"
-	if parts := strings.Split(st.route, "@"); len(parts) >= 3 {
-		api = strings.Join(parts[:3], "@")
+	if p, ok := apiOf(st.route); ok {
+		api = p
 		st.route = api
 	}
 	ctx.SetAttribute(attrAPI, api)
@@ -349,6 +351,21 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	evaluate(ctx, cfg, sourceFixed, nil)
 	evaluate(ctx, cfg, sourceRequestHeader, nil)
 	return pdk.Continue
+}
+
+// apiOf returns the first three @-separated parts of a route name
+// (<kind>@<name>@<version>@…); ok is false when it has fewer.
+func apiOf(route string) (string, bool) {
+	n := 0
+	for i := 0; i < len(route); i++ {
+		if route[i] != '@' {
+			continue
+		}
+		if n++; n == 3 {
+			return route[:i], true
+		}
+	}
+	return route, n == 2
 }
 
 func orDash(s string) string {
@@ -379,7 +396,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	if cfg.needReqBody && len(body) > 0 {
 		evaluate(ctx, cfg, sourceRequestBody, body)
 	}
-	model := gjson.GetBytes(body, "model").String()
+	model, round := readRequest(body)
 	if model == "" {
 		model = geminiModel(ctx.Path())
 	}
@@ -388,7 +405,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	}
 	ctx.SetValue(pdk.ValueRequestModel, model)
 	_ = ctx.SetTraceTag(spanRequestModel, model)
-	ctx.SetAttribute(attrChatRound, chatRound(body))
+	ctx.SetAttribute(attrChatRound, round)
 	writeLog(ctx)
 	return pdk.Continue
 }
@@ -409,27 +426,49 @@ func geminiModel(path string) string {
 	return ""
 }
 
-// chatRound counts the user messages (or Gemini user contents).
-func chatRound(body []byte) int64 {
-	if msgs := gjson.GetBytes(body, "messages"); msgs.IsArray() {
-		n := int64(0)
-		for _, m := range msgs.Array() {
+// readRequest reads the model and the chat round (the user messages, or
+// Gemini user contents) of a request body in one walk of its top level.
+func readRequest(body []byte) (model string, round int64) {
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return "", 0
+	}
+	var msgs, contents gjson.Result
+	modelSeen := false
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			if !modelSeen {
+				model, modelSeen = v.String(), true
+			}
+		case "messages":
+			if !msgs.Exists() {
+				msgs = v
+			}
+		case "contents":
+			if !contents.Exists() {
+				contents = v
+			}
+		}
+		return true
+	})
+	switch {
+	case msgs.IsArray():
+		msgs.ForEach(func(_, m gjson.Result) bool {
 			if m.Get("role").String() == "user" {
-				n++
+				round++
 			}
-		}
-		return n
-	}
-	if cs := gjson.GetBytes(body, "contents"); cs.IsArray() {
-		n := int64(0)
-		for _, c := range cs.Array() {
+			return true
+		})
+	case contents.IsArray():
+		contents.ForEach(func(_, c gjson.Result) bool {
 			if r := c.Get("role"); !r.Exists() || r.String() == "user" {
-				n++
+				round++
 			}
-		}
-		return n
+			return true
+		})
 	}
-	return 0
+	return model, round
 }
 
 func onResponseHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
@@ -458,7 +497,10 @@ func onStreamingResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bo
 	if cfg.bufferStreamed {
 		st.streamBuf = append(st.streamBuf, chunk...)
 	}
-	ctx.SetAttribute(attrResponseType, "stream")
+	if !st.typeSet {
+		ctx.SetAttribute(attrResponseType, "stream")
+		st.typeSet = true
+	}
 	if !st.chatIDSet {
 		if i := bytes.IndexByte(chunk, '{'); i >= 0 {
 			if id, ok := chatID(chunk[i:]); ok {
@@ -528,10 +570,10 @@ func chatID(body []byte) (string, bool) {
 }
 
 func usageSpanTags(ctx *pdk.Context, u pdk.Usage) {
-	_ = ctx.SetTraceTag(spanTotalTokens, fmt.Sprint(u.TotalTokens))
+	_ = ctx.SetTraceTag(spanTotalTokens, strconv.FormatInt(u.TotalTokens, 10))
 	_ = ctx.SetTraceTag(spanModelName, u.Model)
-	_ = ctx.SetTraceTag(spanInputTokens, fmt.Sprint(u.InputTokens))
-	_ = ctx.SetTraceTag(spanOutputTokens, fmt.Sprint(u.OutputTokens))
+	_ = ctx.SetTraceTag(spanInputTokens, strconv.FormatInt(u.InputTokens, 10))
+	_ = ctx.SetTraceTag(spanOutputTokens, strconv.FormatInt(u.OutputTokens, 10))
 }
 
 // writeLog merges the attributes into ai_log, with a debug dump first.
