@@ -23,6 +23,12 @@ type config struct {
 	Redis          *pdk.RedisConfig `json:"redis"`
 
 	client *pdk.RedisClient
+
+	// Built once from AdminPath: the admin endpoints' path suffixes.
+	adminQuery, adminRefresh, adminDelta string
+	// The constant start of the per-request commands, RESP-encoded.
+	getHead, decrByHead []byte
+	metrics             metricNames
 }
 
 // SetDefaults fills the optional fields.
@@ -45,6 +51,11 @@ func (c *config) Validate() error {
 		errs = append(errs, pdk.Errorf("admin_path", "must be a path suffix starting with '/', without query, such as /quota, not %q", c.AdminPath))
 	}
 	c.AdminPath = strings.TrimSuffix(c.AdminPath, "/")
+	c.adminQuery = chatPath + c.AdminPath
+	c.adminRefresh = c.adminQuery + "/refresh"
+	c.adminDelta = c.adminQuery + "/delta"
+	c.getHead = pdk.AppendRedisBulkString(pdk.AppendRedisArrayHeader(nil, 2), "GET")
+	c.decrByHead = pdk.AppendRedisBulkString(pdk.AppendRedisArrayHeader(nil, 3), "DECRBY")
 	if c.RedisKeyPrefix == "" {
 		c.RedisKeyPrefix = defaultKeyPrefix
 	}

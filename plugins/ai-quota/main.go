@@ -53,13 +53,26 @@ const (
 	metricRedisError = "quota_redis_error"
 )
 
-// Per-request values.
-const (
-	valueMode     = "mode"
-	valueConsumer = "consumer"
-	valueUsage    = "usage"
-	valueCharged  = "charged"
-)
+// valueState is the key of the request's requestState.
+const valueState = "state"
+
+// requestState is what the plugin keeps for one request, stored once (one
+// ctx.SetValue per request, no boxing per field).
+type requestState struct {
+	mode     mode
+	consumer string
+	usage    pdk.Usage
+	hasUsage bool
+	charged  bool
+}
+
+// state returns the request's state, nil when the request headers did not
+// store one (no consumer: the request was answered at once).
+func state(ctx *pdk.Context) *requestState {
+	v, _ := ctx.Value(valueState)
+	st, _ := v.(*requestState)
+	return st
+}
 
 var plugin = pdk.Plugin[*config]{
 	Name:                    pluginName,
@@ -96,21 +109,23 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		return ctx.Reply(textReply(403, detailUnauthorized, msgUnauthorized))
 	}
 	m := cfg.mode(ctx.Path())
-	ctx.SetValue(valueMode, m)
-	ctx.SetValue(valueConsumer, consumer)
-	ctx.Log().Debugf("mode %s, consumer %s", m, consumer)
+	st := &requestState{mode: m, consumer: consumer}
+	ctx.SetValue(valueState, st)
+	if log := ctx.Log(); log.Enabled(pdk.LevelDebug) {
+		log.Debugf("mode %s, consumer %s", m, consumer)
+	}
 	switch m {
 	case modeNone:
 		return pdk.Continue
 	case modeCompletion:
 		ctx.DontReadRequestBody()
-		return checkQuota(ctx, cfg, consumer)
+		return checkQuota(ctx, cfg, st)
 	}
 	if consumer != cfg.AdminConsumer {
 		return ctx.Reply(textReply(403, detailUnauthorized, msgNotAdmin))
 	}
 	if m == modeQuery {
-		return queryQuota(ctx, cfg)
+		return queryQuota(ctx, cfg, st)
 	}
 	if !ctx.HasRequestBody() {
 		field := "quota"
@@ -125,11 +140,16 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 }
 
 // requestHeader returns a request header's value; ok tells a header sent
-// with an empty value from an absent one.
+// with an empty value from an absent one. It asks the host for the one
+// header, and only when that finds none (some hosts report an empty value
+// as absent) reads all headers to tell the two apart.
 func requestHeader(ctx *pdk.Context, name string) (value string, ok bool) {
+	if v, ok := ctx.RequestHeader(name); ok {
+		return v, true
+	}
 	hs, err := ctx.RequestHeaders()
 	if err != nil {
-		return ctx.RequestHeader(name)
+		return "", false
 	}
 	for _, h := range hs {
 		if strings.EqualFold(h[0], name) {
@@ -142,59 +162,64 @@ func requestHeader(ctx *pdk.Context, name string) (value string, ok bool) {
 // checkQuota lets the request through when the consumer has quota left.
 // Redis failures deny the request (503): without the store the quota
 // cannot be enforced.
-func checkQuota(ctx *pdk.Context, cfg *config, consumer string) pdk.Action {
-	key := cfg.RedisKeyPrefix + consumer
-	err := cfg.client.Get(key, func(v pdk.RedisValue) {
+func checkQuota(ctx *pdk.Context, cfg *config, st *requestState) pdk.Action {
+	consumer := st.consumer
+	cmd := make([]byte, 0, len(cfg.getHead)+len(cfg.RedisKeyPrefix)+len(consumer)+16)
+	cmd = append(cmd, cfg.getHead...)
+	cmd = pdk.AppendRedisBulkString(cmd, cfg.RedisKeyPrefix, consumer)
+	err := cfg.client.Send(cmd, func(v pdk.RedisValue) {
 		if v.IsError() {
-			storeFailed(ctx, v.Err())
+			storeFailed(ctx, cfg, st, v.Err())
 			return
 		}
 		var quota int64
 		if !v.IsNull() {
 			n, err := v.Int()
 			if err != nil {
-				storeFailed(ctx, pdk.Errorf("", "the quota of %s is not an integer (%q)", consumer, v.String()))
+				storeFailed(ctx, cfg, st, pdk.Errorf("", "the quota of %s is not an integer (%q)", consumer, v.String()))
 				return
 			}
 			quota = n
 		}
-		ctx.Log().Debugf("consumer %s has quota %d", consumer, quota)
+		if log := ctx.Log(); log.Enabled(pdk.LevelDebug) {
+			log.Debugf("consumer %s has quota %d", consumer, quota)
+		}
 		if quota <= 0 {
-			pdk.IncrementCounter(metricName(ctx, metricRejected), 1)
+			pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRejected), 1)
 			ctx.Reply(textReply(403, detailNoQuota, msgNoQuota))
 			return
 		}
 		_ = ctx.ResumeRequest()
 	})
 	if err != nil {
-		return storeFailed(ctx, err)
+		return storeFailed(ctx, cfg, st, err)
 	}
 	return pdk.StopAllWatermark
 }
 
 // storeFailed denies a request whose quota could not be read.
-func storeFailed(ctx *pdk.Context, err error) pdk.Action {
+func storeFailed(ctx *pdk.Context, cfg *config, st *requestState, err error) pdk.Action {
 	ctx.Log().Errorf("quota check failed, denying the request: %v", err)
-	pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
 	return ctx.Reply(textReply(503, detailError, "Request denied by ai quota check. The quota store is unavailable: "+err.Error()))
 }
 
 // queryQuota answers GET …/quota?consumer=<name> with the quota.
-func queryQuota(ctx *pdk.Context, cfg *config) pdk.Action {
+func queryQuota(ctx *pdk.Context, cfg *config, st *requestState) pdk.Action {
 	who := queryParam(ctx.Path(), "consumer")
 	if who == "" {
 		return ctx.Reply(textReply(403, detailUnauthorized, msgEmptyConsumer))
 	}
 	err := cfg.client.Get(cfg.RedisKeyPrefix+who, func(v pdk.RedisValue) {
 		if v.IsError() {
-			adminFailed(ctx, v.Err())
+			adminFailed(ctx, cfg, st, v.Err())
 			return
 		}
 		var quota int64
 		if !v.IsNull() {
 			n, err := v.Int()
 			if err != nil {
-				adminFailed(ctx, pdk.Errorf("", "the quota of %s is not an integer (%q)", who, v.String()))
+				adminFailed(ctx, cfg, st, pdk.Errorf("", "the quota of %s is not an integer (%q)", who, v.String()))
 				return
 			}
 			quota = n
@@ -204,26 +229,26 @@ func queryQuota(ctx *pdk.Context, cfg *config) pdk.Action {
 			Headers: [][2]string{{"content-type", "application/json"}}, Body: []byte(body)})
 	})
 	if err != nil {
-		return adminFailed(ctx, err)
+		return adminFailed(ctx, cfg, st, err)
 	}
 	return pdk.Pause
 }
 
 // adminFailed answers an admin request whose Redis command failed.
-func adminFailed(ctx *pdk.Context, err error) pdk.Action {
+func adminFailed(ctx *pdk.Context, cfg *config, st *requestState, err error) pdk.Action {
 	ctx.Log().Errorf("quota admin command failed: %v", err)
-	pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
 	return ctx.Reply(textReply(503, detailError, "redis error:"+err.Error()))
 }
 
 // onRequestBody serves refresh (set a quota) and delta (adjust it).
 func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
-	m, _ := ctx.Value(valueMode)
-	mode, _ := m.(mode)
-	if mode != modeRefresh && mode != modeDelta {
+	st := state(ctx)
+	if st == nil || (st.mode != modeRefresh && st.mode != modeDelta) {
 		return pdk.Continue
 	}
-	if ctx.StringValue(valueConsumer, "") != cfg.AdminConsumer {
+	mode := st.mode
+	if st.consumer != cfg.AdminConsumer {
 		return ctx.Reply(textReply(403, detailUnauthorized, msgNotAdmin))
 	}
 	form, err := parseAdminBody(ctx.ContentType(), body)
@@ -243,7 +268,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	done := func(details, msg string) func(pdk.RedisValue) {
 		return func(v pdk.RedisValue) {
 			if v.IsError() {
-				adminFailed(ctx, v.Err())
+				adminFailed(ctx, cfg, st, v.Err())
 				return
 			}
 			ctx.Log().Infof("quota of %s: %s %d by %s", who, mode, n, cfg.AdminConsumer)
@@ -256,10 +281,10 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	case n >= 0:
 		err = cfg.client.IncrBy(key, n, done(detailDelta, msgDelta))
 	default:
-		err = cfg.client.Command([]any{"DECRBY", key, -n}, done(detailDelta, msgDelta))
+		err = cfg.client.DecrBy(key, -n, done(detailDelta, msgDelta))
 	}
 	if err != nil {
-		return adminFailed(ctx, err)
+		return adminFailed(ctx, cfg, st, err)
 	}
 	return pdk.Pause
 }
@@ -267,14 +292,15 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 // onResponseBody follows a completion's usage; at its end the tokens are
 // taken off the consumer's quota. The body passes unchanged.
 func onResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bool) []byte {
-	if m, _ := ctx.Value(valueMode); m != modeCompletion || ctx.RepliedLocally() {
+	st := state(ctx)
+	if st == nil || st.mode != modeCompletion || ctx.RepliedLocally() {
 		return chunk
 	}
 	if u, changed := ctx.TrackUsage(chunk, eos); changed {
-		ctx.SetValue(valueUsage, u)
+		st.usage, st.hasUsage = u, true
 	}
 	if eos {
-		charge(ctx, cfg)
+		charge(ctx, cfg, st)
 	}
 	return chunk
 }
@@ -282,43 +308,40 @@ func onResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bool) []byt
 // onStreamDone charges a response whose body did not end with an
 // end-of-stream chunk (trailers, or a reset after the usage arrived).
 func onStreamDone(ctx *pdk.Context, cfg *config) {
-	if m, _ := ctx.Value(valueMode); m == modeCompletion && !ctx.RepliedLocally() {
-		charge(ctx, cfg)
+	if st := state(ctx); st != nil && st.mode == modeCompletion && !ctx.RepliedLocally() {
+		charge(ctx, cfg, st)
 	}
 }
 
 // charge sends DECRBY <prefix><consumer> <prompt + completion tokens>,
 // once per request. The quota may go negative; the next request is then
 // denied.
-func charge(ctx *pdk.Context, cfg *config) {
-	if _, done := ctx.Value(valueCharged); done {
+func charge(ctx *pdk.Context, cfg *config, st *requestState) {
+	if st.charged {
 		return
 	}
-	uv, _ := ctx.Value(valueUsage)
-	u, found := uv.(pdk.Usage)
+	u, consumer := st.usage, st.consumer
 	tokens := u.InputTokens + u.OutputTokens
-	consumer := ctx.StringValue(valueConsumer, "")
-	if !found || u.TotalTokens <= 0 || tokens <= 0 || consumer == "" {
+	if !st.hasUsage || u.TotalTokens <= 0 || tokens <= 0 || consumer == "" {
 		return
 	}
-	ctx.SetValue(valueCharged, true)
-	key := cfg.RedisKeyPrefix + consumer
-	err := cfg.client.Command([]any{"DECRBY", key, tokens}, func(v pdk.RedisValue) {
+	st.charged = true
+	cmd := make([]byte, 0, len(cfg.decrByHead)+len(cfg.RedisKeyPrefix)+len(consumer)+48)
+	cmd = append(cmd, cfg.decrByHead...)
+	cmd = pdk.AppendRedisBulkString(cmd, cfg.RedisKeyPrefix, consumer)
+	cmd = pdk.AppendRedisBulkInt(cmd, tokens)
+	err := cfg.client.Send(cmd, func(v pdk.RedisValue) {
 		if v.IsError() {
 			ctx.Log().Errorf("taking %d tokens off the quota of %s failed: %v", tokens, consumer, v.Err())
-			pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+			pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRedisError), 1)
 			return
 		}
-		ctx.Log().Debugf("took %d tokens off the quota of %s: %s left", tokens, consumer, v.String())
+		if log := ctx.Log(); log.Enabled(pdk.LevelDebug) {
+			log.Debugf("took %d tokens off the quota of %s: %s left", tokens, consumer, v.String())
+		}
 	})
 	if err != nil {
 		ctx.Log().Errorf("taking %d tokens off the quota of %s not sent: %v", tokens, consumer, err)
-		pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
+		pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRedisError), 1)
 	}
-}
-
-// metricName is Higress's counter naming for this plugin's counters (no
-// model: route.<route>.upstream.<cluster>.model.none.consumer.<consumer>.metric.<name>).
-func metricName(ctx *pdk.Context, name string) string {
-	return pdk.ConsumerMetric(ctx, "", ctx.StringValue(valueConsumer, ""), name)
 }

@@ -40,13 +40,12 @@ var meteredPaths = []string{chatPath, "/v1/completions", "/v1/responses", "/v1/e
 func (c *config) mode(path string) mode {
 	path, _, _ = strings.Cut(path, "?")
 	path, _, _ = strings.Cut(path, "#")
-	admin := chatPath + c.AdminPath
 	switch {
-	case strings.HasSuffix(path, admin+"/refresh"):
+	case strings.HasSuffix(path, c.adminRefresh):
 		return modeRefresh
-	case strings.HasSuffix(path, admin+"/delta"):
+	case strings.HasSuffix(path, c.adminDelta):
 		return modeDelta
-	case strings.HasSuffix(path, admin):
+	case strings.HasSuffix(path, c.adminQuery):
 		return modeQuery
 	}
 	for _, p := range meteredPaths {

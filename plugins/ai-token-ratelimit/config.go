@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/sluicegw/sluice/pdk"
@@ -102,9 +103,10 @@ type config struct {
 	RejectedMsg     string           `json:"rejected_msg"`
 	Redis           *pdk.RedisConfig `json:"redis"`
 
-	global *limit // global_threshold, resolved
-	items  []item // rule_items, compiled
-	client *pdk.RedisClient
+	global  *target // global_threshold, resolved
+	items   []item  // rule_items, compiled
+	client  *pdk.RedisClient
+	metrics metricNames
 }
 
 // SetDefaults fills the optional fields.
@@ -139,12 +141,12 @@ func (c *config) Validate() error {
 	case c.GlobalThreshold != nil:
 		l, es := c.GlobalThreshold.resolve("global_threshold")
 		errs = append(errs, es...)
-		c.global = &l
+		c.global = newTarget(keyPrefix+c.RuleName+":global_threshold:"+strconv.FormatInt(l.seconds, 10), l)
 	case len(c.RuleItems) == 0:
 		errs = append(errs, pdk.Errorf("rule_items", "must not be empty"))
 	default:
 		for i, ri := range c.RuleItems {
-			it, es := ri.compile(fmt.Sprintf("rule_items[%d]", i))
+			it, es := ri.compile(fmt.Sprintf("rule_items[%d]", i), c.RuleName)
 			errs = append(errs, es...)
 			c.items = append(c.items, it)
 		}
@@ -192,6 +194,8 @@ type item struct {
 	// ipHeader is the header a from-header-<h> per-IP item reads ("" for
 	// from-remote-addr).
 	ipHeader string
+	// perValue: the item limits each distinct value separately (per()).
+	perValue bool
 	keys     []matcher
 }
 
@@ -205,11 +209,12 @@ type matcher struct {
 	re     *regexp.Regexp // "regexp:…"
 	prefix netip.Prefix   // per-IP: address or CIDR
 	limit  limit
+	target *target // the window in Redis, keyed by the item and limit
 }
 
 // compile checks one rule item: exactly one selector, a valid key for
-// each limit_keys entry, one window each.
-func (ri ruleItem) compile(field string) (item, pdk.ConfigErrors) {
+// each limit_keys entry, one window each. ruleName starts its keys.
+func (ri ruleItem) compile(field, ruleName string) (item, pdk.ConfigErrors) {
 	var errs pdk.ConfigErrors
 	var it item
 	var set []string
@@ -256,9 +261,11 @@ func (ri ruleItem) compile(field string) (item, pdk.ConfigErrors) {
 	if len(ri.LimitKeys) == 0 {
 		errs = append(errs, pdk.Errorf(joinPath(field, "limit_keys"), "must have at least one entry ({\"key\": …, \"token_per_minute\": …})"))
 	}
+	it.perValue = it.per()
 	for j, lk := range ri.LimitKeys {
 		m, es := it.compileKey(lk, fmt.Sprintf("%s.limit_keys[%d]", field, j))
 		errs = append(errs, es...)
+		m.target = newTarget(keyPrefix+ruleName+":"+it.typ+":"+strconv.FormatInt(m.limit.seconds, 10)+":"+it.name+":", m.limit)
 		it.keys = append(it.keys, m)
 	}
 	return it, errs

@@ -96,8 +96,8 @@ func TestConfigValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *c.global != (limit{100, 1}) || c.RejectedCode != 429 || c.RejectedMsg != "Too many requests" {
-			t.Errorf("global %+v code %d msg %q", *c.global, c.RejectedCode, c.RejectedMsg)
+		if c.global.limit != (limit{100, 1}) || c.RejectedCode != 429 || c.RejectedMsg != "Too many requests" {
+			t.Errorf("global %+v code %d msg %q", c.global.limit, c.RejectedCode, c.RejectedMsg)
 		}
 		if c.client.Cluster() != "outbound|6379||redis.static" {
 			t.Errorf("redis cluster %q", c.client.Cluster())
@@ -117,8 +117,8 @@ func TestConfigValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *c.global != tc.want {
-				t.Errorf("global %+v, want %+v", *c.global, tc.want)
+			if c.global.limit != tc.want {
+				t.Errorf("global %+v, want %+v", c.global.limit, tc.want)
 			}
 		})
 	}
@@ -127,7 +127,8 @@ func TestConfigValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []item{{typ: byHeader, name: "x-test", keys: []matcher{{text: "key1", limit: limit{10, 1}}}}}
+		want := []item{{typ: byHeader, name: "x-test", keys: []matcher{{text: "key1", limit: limit{10, 1},
+			target: newTarget("higress-token-ratelimit:r:limit_by_header:1:x-test:", limit{10, 1})}}}}
 		if !reflect.DeepEqual(c.items, want) {
 			t.Errorf("items %+v, want %+v", c.items, want)
 		}
@@ -140,8 +141,10 @@ func TestConfigValid(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []item{
-			{typ: byParam, name: "user_id", keys: []matcher{{text: "123", limit: limit{50, 3600}}}},
-			{typ: byPerCookie, name: "session_id", keys: []matcher{{text: "*", any: true, limit: limit{100, 86400}}}},
+			{typ: byParam, name: "user_id", keys: []matcher{{text: "123", limit: limit{50, 3600},
+				target: newTarget("higress-token-ratelimit:r:limit_by_param:3600:user_id:", limit{50, 3600})}}},
+			{typ: byPerCookie, name: "session_id", perValue: true, keys: []matcher{{text: "*", any: true, limit: limit{100, 86400},
+				target: newTarget("higress-token-ratelimit:r:limit_by_per_cookie:86400:session_id:", limit{100, 86400})}}},
 		}
 		if !reflect.DeepEqual(c.items, want) {
 			t.Errorf("items %+v, want %+v", c.items, want)

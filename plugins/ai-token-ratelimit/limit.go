@@ -3,8 +3,9 @@ package main
 import (
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
+
+	"github.com/sluicegw/sluice/pdk"
 )
 
 // This file picks the limit a request falls under: the global threshold,
@@ -15,11 +16,46 @@ import (
 // with Higress gateways counts the same windows.
 const keyPrefix = "higress-token-ratelimit:"
 
-// bucket is the window a request is counted in.
+// target is one limit's window in Redis: the constant start of its key
+// and, encoded once as RESP bulk strings, the scripts' first two
+// arguments (the limit and the window's seconds). Built at configure
+// time; a request adds only its value to the key.
+type target struct {
+	keyPrefix string
+	limit
+	args []byte
+}
+
+func newTarget(keyPrefix string, l limit) *target {
+	args := pdk.AppendRedisBulkInt(nil, l.count)
+	return &target{keyPrefix: keyPrefix, limit: l, args: pdk.AppendRedisBulkInt(args, l.seconds)}
+}
+
+// bucket is the window a request is counted in: its key is the target's
+// prefix followed by value.
 type bucket struct {
-	key     string
-	count   int64
-	seconds int64
+	*target
+	value string
+}
+
+// key returns the window's Redis key.
+func (b bucket) key() string { return b.keyPrefix + b.value }
+
+// command encodes script run on the bucket's window: EVAL script 1 key
+// limit seconds, then tokens when charge is true.
+func (b bucket) command(script *pdk.RedisScript, charge bool, tokens int64) []byte {
+	n := 3
+	if charge {
+		n = 4
+	}
+	cmd := make([]byte, 0, script.EncodedLen()+len(b.keyPrefix)+len(b.value)+len(b.args)+48)
+	cmd = script.AppendEval(cmd, n)
+	cmd = pdk.AppendRedisBulkString(cmd, b.keyPrefix, b.value)
+	cmd = append(cmd, b.args...)
+	if charge {
+		cmd = pdk.AppendRedisBulkInt(cmd, tokens)
+	}
+	return cmd
 }
 
 // request is what the limit lookup reads from a request (an interface so
@@ -33,10 +69,7 @@ type request interface {
 // lookup returns the request's bucket; ok is false when no limit applies.
 func (c *config) lookup(r request) (b bucket, ok bool) {
 	if c.global != nil {
-		return bucket{
-			key:   keyPrefix + c.RuleName + ":global_threshold:" + strconv.FormatInt(c.global.seconds, 10),
-			count: c.global.count, seconds: c.global.seconds,
-		}, true
+		return bucket{target: c.global}, true
 	}
 	for i := range c.items {
 		it := &c.items[i]
@@ -48,11 +81,7 @@ func (c *config) lookup(r request) (b bucket, ok bool) {
 		if !matched {
 			continue
 		}
-		return bucket{
-			key: keyPrefix + c.RuleName + ":" + it.typ + ":" + strconv.FormatInt(m.limit.seconds, 10) +
-				":" + it.name + ":" + value,
-			count: m.limit.count, seconds: m.limit.seconds,
-		}, true
+		return bucket{target: m.target, value: value}, true
 	}
 	return bucket{}, false
 }
@@ -92,28 +121,29 @@ func (it *item) value(r request) (string, bool) {
 }
 
 // match returns the first limit_keys entry matching value.
-func (it *item) match(value string) (matcher, bool) {
+func (it *item) match(value string) (*matcher, bool) {
 	if it.typ == byPerIP {
 		a, err := netip.ParseAddr(value)
 		if err != nil {
-			return matcher{}, false
+			return nil, false
 		}
-		for _, m := range it.keys {
-			if m.prefix.Contains(a) {
+		for i := range it.keys {
+			if m := &it.keys[i]; m.prefix.Contains(a) {
 				return m, true
 			}
 		}
-		return matcher{}, false
+		return nil, false
 	}
-	for _, m := range it.keys {
+	for i := range it.keys {
+		m := &it.keys[i]
 		switch {
 		case m.any, m.re != nil && m.re.MatchString(value):
 			return m, true
-		case !it.per() && m.text == value:
+		case !it.perValue && m.text == value:
 			return m, true
 		}
 	}
-	return matcher{}, false
+	return nil, false
 }
 
 // queryParam returns the first value of name in the query of path; found

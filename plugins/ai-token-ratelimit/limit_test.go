@@ -87,12 +87,12 @@ func TestLookup(t *testing.T) {
 			b, ok := c.lookup(tc.req)
 			if tc.wantKey == "" {
 				if ok {
-					t.Errorf("limit %+v applies, want none", b)
+					t.Errorf("limit %q applies, want none", b.key())
 				}
 				return
 			}
-			if !ok || b.key != tc.wantKey || b.count != tc.count {
-				t.Errorf("lookup = %+v %v, want key %q count %d", b, ok, tc.wantKey, tc.count)
+			if !ok || b.key() != tc.wantKey || b.count != tc.count {
+				t.Errorf("lookup = %q %+v %v, want key %q count %d", b.key(), b.limit, ok, tc.wantKey, tc.count)
 			}
 		})
 	}
@@ -108,6 +108,6 @@ func TestLookupFirstMatchingItemWins(t *testing.T) {
 	}
 	b, _ := c.lookup(fakeRequest{headers: map[string]string{"x-a": "2", "x-b": "1", "x-mse-consumer": "c"}})
 	if b.count != 2 {
-		t.Errorf("bucket %+v, want the per-consumer item (count 2)", b)
+		t.Errorf("bucket %q (count %d), want the per-consumer item (count 2)", b.key(), b.count)
 	}
 }

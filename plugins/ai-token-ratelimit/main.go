@@ -38,12 +38,34 @@ const (
 	metricRedisError = "token_ratelimit_redis_error"
 )
 
-// Per-request values.
-const (
-	valueBucket   = "bucket"
-	valueCharged  = "charged"
-	valueUsage    = "usage"
-	valueConsumer = "consumer"
+// valueState is the key of the request's requestState.
+const valueState = "state"
+
+// requestState is what the plugin keeps for one request, stored once (one
+// ctx.SetValue per request, no boxing per field).
+type requestState struct {
+	req      hostRequest // here, not apart: one allocation per request
+	consumer string      // x-mse-consumer ("" when absent)
+	limited  bool        // a limit applies: b is the request's window
+	b        bucket
+	charged  bool // the response was charged, or nothing is to be charged
+	usage    pdk.Usage
+	hasUsage bool
+}
+
+// state returns the request's state, nil when the request headers did not
+// store one.
+func state(ctx *pdk.Context) *requestState {
+	v, _ := ctx.Value(valueState)
+	st, _ := v.(*requestState)
+	return st
+}
+
+// Scripts prepared once: their EVAL commands' constant part is encoded at
+// start-up.
+var (
+	checkEval  = pdk.NewRedisScript(checkScript, 1)
+	chargeEval = pdk.NewRedisScript(chargeScript, 1)
 )
 
 var plugin = pdk.Plugin[*config]{
@@ -58,21 +80,40 @@ func init() { pdk.Register(&plugin) }
 
 func main() {}
 
-// hostRequest reads the request through the kit for lookup. The headers
-// are read once, as pairs, so a header sent with an empty value is told
-// from an absent one.
+// hostRequest reads the request through the kit for lookup. The consumer
+// header, which every consumer item reads, is read once.
 type hostRequest struct {
-	ctx     *pdk.Context
-	headers [][2]string
+	ctx         *pdk.Context
+	consumer    string
+	hasConsumer bool
 }
 
-func newHostRequest(ctx *pdk.Context) hostRequest {
-	hs, _ := ctx.RequestHeaders()
-	return hostRequest{ctx: ctx, headers: hs}
+func (r *hostRequest) header(name string) (string, bool) {
+	if name == consumerHeader {
+		return r.consumer, r.hasConsumer
+	}
+	return requestHeader(r.ctx, name)
 }
 
-func (r hostRequest) header(name string) (string, bool) {
-	for _, h := range r.headers {
+func (r *hostRequest) path() string { return r.ctx.Path() }
+func (r *hostRequest) remoteAddress() string {
+	v, _ := r.ctx.Property("source", "address")
+	return v
+}
+
+// requestHeader returns a request header's value; ok tells a header sent
+// with an empty value from an absent one. It asks the host for the one
+// header, and only when that finds none (some hosts report an empty value
+// as absent) reads all headers to tell the two apart.
+func requestHeader(ctx *pdk.Context, name string) (string, bool) {
+	if v, ok := ctx.RequestHeader(name); ok {
+		return v, true
+	}
+	hs, err := ctx.RequestHeaders()
+	if err != nil {
+		return "", false
+	}
+	for _, h := range hs {
 		if strings.EqualFold(h[0], name) {
 			return h[1], true
 		}
@@ -80,57 +121,55 @@ func (r hostRequest) header(name string) (string, bool) {
 	return "", false
 }
 
-func (r hostRequest) path() string { return r.ctx.Path() }
-func (r hostRequest) remoteAddress() string {
-	v, _ := r.ctx.Property("source", "address")
-	return v
-}
-
 // onRequestHeaders finds the request's window and asks Redis how much of
 // it is used; the request waits for the answer.
 func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.DisableReroute()
-	req := newHostRequest(ctx)
-	if consumer, ok := req.header(consumerHeader); ok {
-		ctx.SetValue(valueConsumer, consumer)
-	}
+	st := &requestState{req: hostRequest{ctx: ctx}}
+	req := &st.req
+	req.consumer, req.hasConsumer = requestHeader(ctx, consumerHeader)
+	st.consumer = req.consumer
+	ctx.SetValue(valueState, st)
 	b, ok := cfg.lookup(req)
 	if !ok {
-		ctx.Log().Debugf("no limit applies to this request")
+		ctx.Log().Debug("no limit applies to this request")
 		return pdk.Continue
 	}
-	ctx.SetValue(valueBucket, b)
-	err := cfg.client.Eval(checkScript, 1, []any{b.key}, []any{b.count, b.seconds}, func(v pdk.RedisValue) {
+	st.limited, st.b = true, b
+	err := cfg.client.Send(b.command(checkEval, false, 0), func(v pdk.RedisValue) {
 		used, ttl, err := windowReply(v)
 		if err != nil {
-			ctx.Log().Errorf("token rate limit check of %s failed, letting the request through: %v", b.key, err)
-			countRedisError(ctx)
+			ctx.Log().Errorf("token rate limit check of %s failed, letting the request through: %v", b.key(), err)
+			countRedisError(ctx, cfg, st)
 			_ = ctx.ResumeRequest()
 			return
 		}
 		if used >= b.count {
-			reject(ctx, cfg, b, used, ttl)
+			reject(ctx, cfg, st, used, ttl)
 			return
 		}
 		_ = ctx.ResumeRequest()
 	})
 	if err != nil {
-		ctx.Log().Errorf("token rate limit check of %s not sent, letting the request through: %v", b.key, err)
-		countRedisError(ctx)
+		ctx.Log().Errorf("token rate limit check of %s not sent, letting the request through: %v", b.key(), err)
+		countRedisError(ctx, cfg, st)
 		return pdk.Continue
 	}
 	return pdk.StopAllWatermark
 }
 
 // reject answers the request with rejected_code and rejected_msg.
-func reject(ctx *pdk.Context, cfg *config, b bucket, used, ttl int64) {
-	ctx.Log().Infof("token rate limit %s reached (%d of %d tokens used), rejecting", b.key, used, b.count)
-	ctx.SetValue(valueCharged, true) // nothing to charge for a rejected request
+func reject(ctx *pdk.Context, cfg *config, st *requestState, used, ttl int64) {
+	b := st.b
+	if log := ctx.Log(); log.Enabled(pdk.LevelInfo) {
+		log.Infof("token rate limit %s reached (%d of %d tokens used), rejecting", b.key(), used, b.count)
+	}
+	st.charged = true // nothing to charge for a rejected request
 	ctx.SetAttribute(attrStatus, statusLimited)
 	if err := ctx.WriteAILog(); err != nil {
 		ctx.Log().Warnf("write ai_log: %v", err)
 	}
-	pdk.IncrementCounter(metricName(ctx, metricRejected), 1)
+	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRejected), 1)
 	ctx.Reply(pdk.Reply{
 		Status:  cfg.RejectedCode,
 		Details: detailRejected,
@@ -142,14 +181,15 @@ func reject(ctx *pdk.Context, cfg *config, b bucket, used, ttl int64) {
 // onResponseBody follows the response's usage; at its end the tokens are
 // charged. The body passes unchanged.
 func onResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bool) []byte {
-	if _, ok := ctx.Value(valueBucket); !ok || ctx.RepliedLocally() {
+	st := state(ctx)
+	if st == nil || !st.limited || ctx.RepliedLocally() {
 		return chunk
 	}
 	if u, changed := ctx.TrackUsage(chunk, eos); changed {
-		ctx.SetValue(valueUsage, u)
+		st.usage, st.hasUsage = u, true
 	}
 	if eos {
-		charge(ctx, cfg)
+		charge(ctx, cfg, st)
 	}
 	return chunk
 }
@@ -157,41 +197,37 @@ func onResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bool) []byt
 // onStreamDone charges a response whose body did not end with an
 // end-of-stream chunk (trailers, or a reset after the usage arrived).
 func onStreamDone(ctx *pdk.Context, cfg *config) {
-	if _, ok := ctx.Value(valueBucket); ok && !ctx.RepliedLocally() {
-		charge(ctx, cfg)
+	if st := state(ctx); st != nil && st.limited && !ctx.RepliedLocally() {
+		charge(ctx, cfg, st)
 	}
 }
 
 // charge adds the response's prompt and completion tokens to the window,
 // once per request.
-func charge(ctx *pdk.Context, cfg *config) {
-	if _, done := ctx.Value(valueCharged); done {
+func charge(ctx *pdk.Context, cfg *config, st *requestState) {
+	if st.charged || !st.limited {
 		return
 	}
-	bv, _ := ctx.Value(valueBucket)
-	b, ok := bv.(bucket)
-	if !ok {
-		return
-	}
-	uv, _ := ctx.Value(valueUsage)
-	u, found := uv.(pdk.Usage)
+	u, b := st.usage, st.b
 	tokens := u.InputTokens + u.OutputTokens
-	if !found || u.TotalTokens <= 0 || tokens <= 0 {
+	if !st.hasUsage || u.TotalTokens <= 0 || tokens <= 0 {
 		return
 	}
-	ctx.SetValue(valueCharged, true)
-	err := cfg.client.Eval(chargeScript, 1, []any{b.key}, []any{b.count, b.seconds, tokens}, func(v pdk.RedisValue) {
+	st.charged = true
+	err := cfg.client.Send(b.command(chargeEval, true, tokens), func(v pdk.RedisValue) {
 		used, _, err := windowReply(v)
 		if err != nil {
-			ctx.Log().Errorf("charging %d tokens to %s failed: %v", tokens, b.key, err)
-			countRedisError(ctx)
+			ctx.Log().Errorf("charging %d tokens to %s failed: %v", tokens, b.key(), err)
+			countRedisError(ctx, cfg, st)
 			return
 		}
-		ctx.Log().Debugf("charged %d tokens to %s: %d of %d used", tokens, b.key, used, b.count)
+		if log := ctx.Log(); log.Enabled(pdk.LevelDebug) {
+			log.Debugf("charged %d tokens to %s: %d of %d used", tokens, b.key(), used, b.count)
+		}
 	})
 	if err != nil {
-		ctx.Log().Errorf("charging %d tokens to %s not sent: %v", tokens, b.key, err)
-		countRedisError(ctx)
+		ctx.Log().Errorf("charging %d tokens to %s not sent: %v", tokens, b.key(), err)
+		countRedisError(ctx, cfg, st)
 	}
 }
 
@@ -214,12 +250,6 @@ func windowReply(v pdk.RedisValue) (used, ttl int64, err error) {
 }
 
 // countRedisError counts a Redis failure (the request went through).
-func countRedisError(ctx *pdk.Context) {
-	pdk.IncrementCounter(metricName(ctx, metricRedisError), 1)
-}
-
-// metricName is Higress's counter naming for this plugin's counters (no
-// model: route.<route>.upstream.<cluster>.model.none.consumer.<consumer>.metric.<name>).
-func metricName(ctx *pdk.Context, name string) string {
-	return pdk.ConsumerMetric(ctx, "", ctx.StringValue(valueConsumer, ""), name)
+func countRedisError(ctx *pdk.Context, cfg *config, st *requestState) {
+	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
 }
