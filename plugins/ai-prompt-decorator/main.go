@@ -50,6 +50,20 @@ type config struct {
 	Prepend []message     `json:"prepend"`
 	Append  []message     `json:"append"`
 	Replace []replaceRule `json:"replace"`
+
+	// Compiled by Validate: the prepend and append messages as the JSON
+	// they put into the request.
+	prepend, append []compiledMessage
+}
+
+// compiledMessage is a prepend or append entry prepared at configure
+// time. A message without ${geo-*} placeholders is final JSON (replace
+// rules applied); one with them keeps its role's JSON and its content,
+// filled per request.
+type compiledMessage struct {
+	raw  []byte // final JSON; nil when the content has placeholders
+	role []byte // JSON of the role, when raw is nil
+	msg  message
 }
 
 // Validate checks the configuration and compiles the regex rules.
@@ -84,7 +98,24 @@ func (c *config) Validate() error {
 	if len(errs) > 0 {
 		return errs
 	}
+	c.prepend = c.compile(c.Prepend)
+	c.append = c.compile(c.Append)
 	return nil
+}
+
+// compile prepares prepend or append entries (see compiledMessage).
+func (c *config) compile(msgs []message) []compiledMessage {
+	out := make([]compiledMessage, len(msgs))
+	for i, m := range msgs {
+		if hasGeo(m.Content) {
+			role, _ := json.Marshal(m.Role) // a string: cannot fail
+			out[i] = compiledMessage{role: role, msg: m}
+			continue
+		}
+		raw, _ := json.Marshal(m) // two strings: cannot fail
+		out[i] = compiledMessage{raw: rewrite(c.Replace, raw), msg: m}
+	}
+	return out
 }
 
 // idle reports a configuration that changes nothing.
@@ -111,7 +142,7 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		ctx.DontReadRequestBody()
 		return pdk.Continue
 	}
-	if ct := ctx.ContentType(); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+	if ct := ctx.ContentType(); ct != "" && !containsFoldJSON(ct) {
 		// multipart audio uploads, forms …: not a chat request.
 		ctx.DontReadRequestBody()
 		return pdk.Continue
@@ -121,18 +152,19 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 }
 
 // onRequestBody rebuilds messages as prepend + client messages + append,
-// with the replace rules applied to every message.
+// with the replace rules applied to every message. The new list is
+// spliced into the body in place of the old one; the rest of the body is
+// kept byte for byte.
 func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	if !gjson.ValidBytes(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON,
 			pluginName+": the request body is not valid JSON: "+jsonProblem(body))
 	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
+	if !isObject(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON,
 			pluginName+": the request body must be a JSON object with a messages list")
 	}
-	msgs := root.Get("messages")
+	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.Exists() {
 		ctx.Log().Debug("no messages field in the request body; left unchanged")
 		return pdk.Continue
@@ -143,29 +175,38 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	}
 
 	geo := geoValues{ctx: ctx}
-	out := make([]byte, 0, len(msgs.Raw)+256)
+	size := len(msgs.Raw) + 2
+	for _, m := range cfg.prepend {
+		size += len(m.raw) + len(m.msg.Content) + 32
+	}
+	for _, m := range cfg.append {
+		size += len(m.raw) + len(m.msg.Content) + 32
+	}
+	out := make([]byte, 0, size)
 	out = append(out, '[')
 	n := 0
-	add := func(raw []byte) {
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, raw...)
-		n++
-	}
-	for _, m := range cfg.Prepend {
-		add(rewrite(cfg.Replace, decorated(m, &geo)))
+	for i := range cfg.prepend {
+		out = appendDecorated(out, &n, cfg, &cfg.prepend[i], &geo)
 	}
 	msgs.ForEach(func(_, m gjson.Result) bool {
-		add(rewrite(cfg.Replace, []byte(m.Raw)))
+		if len(cfg.Replace) == 0 {
+			// No rules: the client's message as it is, without a copy.
+			if n > 0 {
+				out = append(out, ',')
+			}
+			n++
+			out = append(out, m.Raw...)
+			return true
+		}
+		out = appendItem(out, &n, rewrite(cfg.Replace, []byte(m.Raw)))
 		return true
 	})
-	for _, m := range cfg.Append {
-		add(rewrite(cfg.Replace, decorated(m, &geo)))
+	for i := range cfg.append {
+		out = appendDecorated(out, &n, cfg, &cfg.append[i], &geo)
 	}
 	out = append(out, ']')
 
-	newBody, err := sjson.SetRawBytes(body, "messages", out)
+	newBody, err := splice(body, msgs, out)
 	if err != nil {
 		ctx.Log().Errorf("rewrite body failed, the request goes on unchanged: %v", err)
 		return pdk.Continue
@@ -174,6 +215,69 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 		ctx.Log().Errorf("replace request body failed: %v", err)
 	}
 	return pdk.Continue
+}
+
+// appendItem appends one list element to out, after a comma unless it is
+// the first (*n counts the elements).
+func appendItem(out []byte, n *int, raw []byte) []byte {
+	if *n > 0 {
+		out = append(out, ',')
+	}
+	*n++
+	return append(out, raw...)
+}
+
+// appendDecorated appends a prepend or append message: its compiled JSON,
+// or, with geo placeholders, the JSON json.Marshal gives the filled-in
+// message, with the replace rules applied.
+func appendDecorated(out []byte, n *int, cfg *config, m *compiledMessage, geo *geoValues) []byte {
+	if m.raw != nil {
+		return appendItem(out, n, m.raw)
+	}
+	content, _ := json.Marshal(geo.fill(m.msg.Content)) // a string: cannot fail
+	raw := make([]byte, 0, len(m.role)+len(content)+22)
+	raw = append(raw, `{"role":`...)
+	raw = append(raw, m.role...)
+	raw = append(raw, `,"content":`...)
+	raw = append(raw, content...)
+	raw = append(raw, '}')
+	return appendItem(out, n, rewrite(cfg.Replace, raw))
+}
+
+// splice returns body with the value v (found in body by gjson) replaced
+// by raw. When v's position is not known it falls back to sjson.
+func splice(body []byte, v gjson.Result, raw []byte) ([]byte, error) {
+	i, j := v.Index, v.Index+len(v.Raw)
+	if v.Index <= 0 || j > len(body) || string(body[i:j]) != v.Raw {
+		return sjson.SetRawBytes(body, "messages", raw)
+	}
+	out := make([]byte, 0, len(body)-len(v.Raw)+len(raw))
+	out = append(out, body[:i]...)
+	out = append(out, raw...)
+	return append(out, body[j:]...), nil
+}
+
+// isObject reports whether the (valid) JSON document body is an object.
+func isObject(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
+}
+
+// containsFoldJSON reports whether a content type contains "json" in any
+// case, without allocating a lower-case copy.
+func containsFoldJSON(ct string) bool {
+	for i := 0; i+4 <= len(ct); i++ {
+		if strings.EqualFold(ct[i:i+4], "json") {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonProblem describes why body is not JSON, with the byte offset.
@@ -203,8 +307,11 @@ type geoValues struct {
 	values map[string]string
 }
 
+// hasGeo reports whether s has a ${geo-*} placeholder.
+func hasGeo(s string) bool { return strings.Contains(s, "${geo-") }
+
 func (g *geoValues) fill(s string) string {
-	if !strings.Contains(s, "${geo-") {
+	if !hasGeo(s) {
 		return s
 	}
 	if g.values == nil {
@@ -223,14 +330,6 @@ func (g *geoValues) fill(s string) string {
 	return s
 }
 
-// decorated is a configured message with its placeholders filled, as JSON.
-// The configuration is never modified.
-func decorated(m message, geo *geoValues) []byte {
-	m.Content = geo.fill(m.Content)
-	raw, _ := json.Marshal(m) // two strings: cannot fail
-	return raw
-}
-
 // rewrite applies the replace rules to one message. Messages whose content
 // is not a string (multimodal parts, null) and messages no rule changes
 // are returned byte for byte; otherwise only content is rewritten.
@@ -242,13 +341,18 @@ func rewrite(rules []replaceRule, msg []byte) []byte {
 	if content.Type != gjson.String {
 		return msg
 	}
-	role := gjson.GetBytes(msg, "role").String()
+	role, roleRead := "", false
 	text := content.String()
 	orig := text
 	for i := range rules {
 		r := &rules[i]
-		if r.OnRole != "" && r.OnRole != role {
-			continue
+		if r.OnRole != "" {
+			if !roleRead {
+				role, roleRead = gjson.GetBytes(msg, "role").String(), true
+			}
+			if r.OnRole != role {
+				continue
+			}
 		}
 		if r.re != nil {
 			text = r.re.ReplaceAllString(text, r.Replacement)

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,13 +114,16 @@ func main() {}
 // the plugin's own header and content-length (the body changes size).
 func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.DisableReroute()
-	enable, _ := ctx.RequestHeader(headerTemplateEnable)
-	_ = ctx.RemoveRequestHeader(headerTemplateEnable)
+	enable, present := ctx.RequestHeader(headerTemplateEnable)
+	if present {
+		// Removing an absent header is a host call for nothing.
+		_ = ctx.RemoveRequestHeader(headerTemplateEnable)
+	}
 	if enable == "false" {
 		ctx.DontReadRequestBody()
 		return pdk.Continue
 	}
-	if ct := ctx.ContentType(); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+	if ct := ctx.ContentType(); ct != "" && !containsFoldJSON(ct) {
 		// multipart uploads, forms …: not a template request.
 		ctx.DontReadRequestBody()
 		return pdk.Continue
@@ -135,9 +139,17 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON,
 			pluginName+": the request body is not valid JSON: "+jsonProblem(body))
 	}
-	root := gjson.ParseBytes(body)
-	name, props := root.Get("template"), root.Get("properties")
-	if !root.IsObject() || !name.Exists() || !props.Exists() {
+	// Most requests do not name a template: without the key "template"
+	// (and without escapes, which could spell it differently) the body is
+	// not scanned again.
+	var name, props gjson.Result
+	if isObject(body) && mayHaveKey(body, `"template"`) {
+		name = gjson.GetBytes(body, "template")
+		if name.Exists() {
+			props = gjson.GetBytes(body, "properties")
+		}
+	}
+	if !name.Exists() || !props.Exists() {
 		ctx.Log().Debug("not a template request (needs both template and properties); body left unchanged")
 		return pdk.Continue
 	}
@@ -195,6 +207,36 @@ func render(text string, props gjson.Result) string {
 		return text
 	}
 	return strings.NewReplacer(pairs...).Replace(text)
+}
+
+// isObject reports whether the (valid) JSON document body is an object.
+func isObject(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
+}
+
+// mayHaveKey reports whether body can hold the object key quoted (with
+// its quotes): it appears literally, or body has an escape that could
+// spell it.
+func mayHaveKey(body []byte, quoted string) bool {
+	return bytes.IndexByte(body, '\\') >= 0 || bytes.Contains(body, []byte(quoted))
+}
+
+// containsFoldJSON reports whether a content type contains "json" in any
+// case, without allocating a lower-case copy.
+func containsFoldJSON(ct string) bool {
+	for i := 0; i+4 <= len(ct); i++ {
+		if strings.EqualFold(ct[i:i+4], "json") {
+			return true
+		}
+	}
+	return false
 }
 
 // kindOf names a JSON value's type for error messages.

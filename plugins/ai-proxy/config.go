@@ -129,6 +129,8 @@ type providerConfig struct {
 	host    string // upstream :authority
 	// poolKey names the provider's token state in shared data.
 	poolKey string
+	// auth holds authHeaders' answer for each of APITokens.
+	auth map[string]authFor
 }
 
 // parseConfig is the plugin's Parse: raw (the global configuration, or one
@@ -342,6 +344,7 @@ func (p *providerConfig) validate() error {
 	if len(errs) > 0 {
 		return errs
 	}
+	p.compileAuth()
 	return nil
 }
 

@@ -99,8 +99,6 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		return pdk.Continue
 	}
 	ctx.DisableReroute()
-	_ = ctx.RemoveRequestHeader(hdrOriginalHost)
-	_ = ctx.RemoveRequestHeader(hdrOriginalPath)
 	_ = ctx.RemoveRequestHeader("accept-encoding")
 
 	origHost, origPath := ctx.Host(), ctx.Path()
@@ -122,15 +120,17 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 
 	passThrough := p.Protocol == protocolOriginal || p.spec.family == familyGeneric || r.api == ""
 	newPath := path + query
+	var body bodyInfo
 	if !passThrough {
 		up, ok := p.upstreamPath(r.api, r.resource, "")
 		switch {
 		case ok:
 			newPath = withQuery(up, query)
-		case p.spec.family == familyAzure && azureDeploymentAPIs[r.api] && hasBody(ctx):
+		case p.spec.family == familyAzure && azureDeploymentAPIs[r.api] && body.has(ctx):
 			// The deployment is the mapped model: the path is set once
 			// the body is read.
 		default:
+			removeOriginals(ctx, false, false)
 			ctx.DontReadRequestBody()
 			ctx.DontReadResponseBody()
 			return ctx.ReplyError(404, "not_found_error", detailUnsupportedAPI,
@@ -143,7 +143,7 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	if p.BasePath != "" && p.BasePathHandling == basePathPrepend && !strings.HasPrefix(newPath, p.BasePath) {
 		newPath = p.BasePath + newPath
 	}
-	setRequestTarget(ctx, p, newPath, origHost, origPath)
+	setRequestTarget(ctx, r, newPath, origHost, origPath)
 
 	if passThrough {
 		// Provider answers (errors included) pass through as the provider
@@ -153,26 +153,48 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		return pdk.Continue
 	}
 	r.sentPath = newPath
-	if hasBody(ctx) {
-		_ = ctx.RemoveRequestHeader("content-length")
-		ctx.SetRequestBodyBufferLimit(maxBody)
+	if body.has(ctx) {
+		if body.length {
+			_ = ctx.RemoveRequestHeader("content-length")
+		}
+		// ctx.SetRequestBodyBufferLimit(maxBody), without formatting the
+		// number for every request.
+		_ = ctx.SetProperty("set_decoder_buffer_limit", maxBodyText)
 		return pdk.Pause
 	}
 	return pdk.Continue
 }
 
+// maxBodyText is maxBody as the buffer-limit properties take it.
+var maxBodyText = []byte(strconv.Itoa(maxBody))
+
+// removeOriginals removes the client's x-envoy-original-host and -path,
+// except those setRequestTarget replaces anyway (replacing drops every
+// value the client sent, so removing first is a host call for nothing).
+func removeOriginals(ctx *pdk.Context, hostSet, pathSet bool) {
+	if !hostSet {
+		_ = ctx.RemoveRequestHeader(hdrOriginalHost)
+	}
+	if !pathSet {
+		_ = ctx.RemoveRequestHeader(hdrOriginalPath)
+	}
+}
+
 // setRequestTarget writes :authority, :path and the auth headers, and keeps
 // the client's originals in x-envoy-original-host/-path.
-func setRequestTarget(ctx *pdk.Context, p *providerConfig, newPath, origHost, origPath string) {
-	if p.host != "" && p.host != origHost {
+func setRequestTarget(ctx *pdk.Context, r *request, newPath, origHost, origPath string) {
+	p := r.p
+	hostSet := p.host != "" && p.host != origHost
+	pathSet := newPath != origPath
+	removeOriginals(ctx, hostSet, pathSet)
+	if hostSet {
 		_ = ctx.SetRequestHeader(":authority", p.host)
 		_ = ctx.SetRequestHeader(hdrOriginalHost, origHost)
 	}
-	if newPath != origPath {
+	if pathSet {
 		_ = ctx.SetRequestHeader(":path", newPath)
 		_ = ctx.SetRequestHeader(hdrOriginalPath, origPath)
 	}
-	r := requestOf(ctx)
 	token := r.token
 	if token == "" && p.Type == "openai" {
 		// No configured tokens: the client's own key goes on as Bearer.
@@ -192,13 +214,27 @@ func setRequestTarget(ctx *pdk.Context, p *providerConfig, newPath, origHost, or
 	}
 }
 
-// hasBody reports whether the request has a body to read.
-func hasBody(ctx *pdk.Context) bool {
-	if v, ok := ctx.RequestHeader("content-length"); ok {
-		return strings.TrimSpace(v) != "0"
+// bodyInfo is what the request headers say about the body, read from the
+// host once.
+type bodyInfo struct {
+	known, body bool
+	// length: the request has a content-length header.
+	length bool
+}
+
+// has reports whether the request has a body to read.
+func (b *bodyInfo) has(ctx *pdk.Context) bool {
+	if b.known {
+		return b.body
 	}
-	_, chunked := ctx.RequestHeader("transfer-encoding")
-	return chunked
+	b.known = true
+	if v, ok := ctx.RequestHeader("content-length"); ok {
+		b.length = true
+		b.body = strings.TrimSpace(v) != "0"
+		return b.body
+	}
+	_, b.body = ctx.RequestHeader("transfer-encoding")
+	return b.body
 }
 
 func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
@@ -221,7 +257,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	if !gjson.ValidBytes(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON, "the request body is not valid JSON: "+jsonProblem(body))
 	}
-	if !gjson.ParseBytes(body).IsObject() {
+	if !isObject(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON, "the request body must be a JSON object")
 	}
 	var err error
@@ -231,16 +267,20 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 			return ctx.Reply(claudeErrorReply(400, "invalid_request_error", detailBadRequest, err.Error()))
 		}
 	}
-	r.stream = gjson.GetBytes(body, "stream").Bool()
-	r.originalModel = gjson.GetBytes(body, "model").String()
+	f := topFieldsOf(body)
+	r.stream = f.stream.Bool()
+	r.originalModel = f.model.String()
 	r.model = p.mapping.Map(r.originalModel)
+	edited := false // body no longer matches f's offsets
 	if (r.api == apiChat || r.api == apiCompletions) && p.spec.family != familyClaude {
-		if r.stream && !gjson.GetBytes(body, "stream_options.include_usage").Exists() {
+		if r.stream && !f.streamOptions.Get("include_usage").Exists() {
 			body, _ = sjson.SetBytes(body, "stream_options.include_usage", true)
+			edited = true
 		}
 	}
-	if r.api == apiChat && p.spec.family != familyAzure {
+	if r.api == apiChat && p.spec.family != familyAzure && mayHaveString(body, `"developer"`) {
 		body = developerToSystem(body)
+		edited = true
 	}
 	switch {
 	case r.toClaude:
@@ -252,7 +292,11 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 			return ctx.ReplyError(400, "invalid_request_error", detailBadRequest, err.Error())
 		}
 	case r.model != r.originalModel:
-		body, _ = sjson.SetBytes(body, "model", r.model)
+		model := f.model
+		if edited {
+			model = gjson.GetBytes(body, "model")
+		}
+		body = setStringValue(body, model, "model", r.model)
 	}
 	if r.stream {
 		_ = ctx.SetRequestHeader("accept", "text/event-stream")
@@ -322,6 +366,17 @@ func onResponseHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		ctx.DontReadResponseBody()
 		return pdk.Continue
 	}
+	if r.plainAnswer() {
+		// The common case: an OpenAI-compatible answer the plugin neither
+		// translates nor counts. Only an error status needs the checks
+		// below; a success leaves the body alone whatever produced it.
+		statusText, _ := ctx.ResponseHeader(":status")
+		if status, _ := strconv.Atoi(statusText); status >= 200 && status <= 299 {
+			r.status = status
+			ctx.DontReadResponseBody()
+			return pdk.Continue
+		}
+	}
 	if d, ok := ctx.Property("response", "code_details"); ok && d != "via_upstream" {
 		ctx.DontReadResponseBody()
 		return pdk.Continue
@@ -362,6 +417,15 @@ func onResponseHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.BufferResponseBody()
 	ctx.SetResponseBodyBufferLimit(maxBody)
 	return pdk.Continue
+}
+
+// plainAnswer reports a request whose successful answer the plugin leaves
+// alone and whose status it does not count: no translation, no
+// pass-through (which keeps reading nothing), no failover.
+func (r *request) plainAnswer() bool {
+	p := r.p
+	return !r.toClaude && !r.claudeClient && !failoverOn(p) && r.api != "" &&
+		p.Protocol != protocolOriginal && p.spec.family != familyGeneric
 }
 
 func onResponseBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {

@@ -374,7 +374,31 @@ func (p *providerConfig) nativeMessages() bool {
 
 // authHeaders returns the headers carrying token, and the headers to
 // remove, for the provider's auth style.
+// The result for a configured token is built at configure time and
+// shared: callers must not modify it.
 func (p *providerConfig) authHeaders(token string) (set [][2]string, remove []string) {
+	if a, ok := p.auth[token]; ok {
+		return a.set, a.remove
+	}
+	return p.buildAuthHeaders(token)
+}
+
+// authFor is the result of authHeaders for one token.
+type authFor struct {
+	set    [][2]string
+	remove []string
+}
+
+// compileAuth builds authHeaders' answers for the configured tokens.
+func (p *providerConfig) compileAuth() {
+	p.auth = make(map[string]authFor, len(p.APITokens))
+	for _, t := range p.APITokens {
+		set, remove := p.buildAuthHeaders(t)
+		p.auth[t] = authFor{set, remove}
+	}
+}
+
+func (p *providerConfig) buildAuthHeaders(token string) (set [][2]string, remove []string) {
 	switch p.spec.auth {
 	case authBearer:
 		if token != "" {

@@ -121,8 +121,12 @@ func isStatefulAPI(api apiName) bool {
 // stateful APIs, else at random.
 func chooseToken(ctx *pdk.Context, p *providerConfig, api apiName) string {
 	tokens := p.APITokens
-	if len(tokens) == 0 {
+	switch len(tokens) {
+	case 0:
 		return ""
+	case 1:
+		// Whatever its health, the only token is the choice.
+		return tokens[0]
 	}
 	if failoverOn(p) {
 		st, _ := loadState(p.poolKey)
@@ -136,10 +140,12 @@ func chooseToken(ctx *pdk.Context, p *providerConfig, api apiName) string {
 			tokens = avail
 		}
 	}
-	if consumer, ok := ctx.RequestHeader(hdrConsumer); ok && consumer != "" && isStatefulAPI(api) {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(consumer))
-		return tokens[int(h.Sum32()%uint32(len(tokens)))]
+	if isStatefulAPI(api) {
+		if consumer, ok := ctx.RequestHeader(hdrConsumer); ok && consumer != "" {
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(consumer))
+			return tokens[int(h.Sum32()%uint32(len(tokens)))]
+		}
 	}
 	return tokens[rand.IntN(len(tokens))]
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/sluicegw/sluice/pdk"
+	"github.com/sluicegw/sluice/pdk/pdktest"
+)
+
+// BenchmarkChat runs one OpenAI chat request (with the prepend of examples/ai-gateway.yaml)
+// through the plugin natively, request headers to response headers. In a
+// Wasm guest the same work is many times slower; allocations and host
+// calls are what to watch.
+func BenchmarkChat(b *testing.B) {
+	const cfg = `{"prepend":[{"role":"system","content":"You are the assistant of Example Corp. Be brief."}]}`
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Summarise the plot of Hamlet in two sentences."}]}`)
+	h := pdktest.New(b, plugin.VMContext(), cfg, pdktest.WithLogLevel(pdk.LevelInfo))
+	if !h.Start() {
+		b.Fatal("configure failed")
+	}
+	hdrs := pdktest.RequestHeaders("gw.example.com", "/v1/chat/completions", "content-length", "120", "x-mse-consumer", "bench")
+	resp := pdktest.Headers(":status", "200", "content-type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		id := h.InitializeHttpContext()
+		h.CallOnRequestHeaders(id, hdrs, false)
+		h.CallOnRequestBody(id, body, true)
+		h.CallOnResponseHeaders(id, resp, false)
+		h.CompleteHttpContext(id)
+	}
+}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/sluicegw/sluice/pdk"
+	"github.com/sluicegw/sluice/pdk/pdktest"
+)
+
+// BenchmarkChat runs one OpenAI chat request (the common pass-through
+// case of examples/ai-gateway.yaml: model mapping, auth and host rewrite)
+// through the plugin natively, request headers to response headers. In a
+// Wasm guest the same work is many times slower; allocations and host
+// calls are what to watch.
+func BenchmarkChat(b *testing.B) {
+	const cfg = `{"providers":[{"id":"openai","type":"openai","apiTokens":["sk-offline-demo"],
+		"modelMapping":{"gpt-4o*":"mock-gpt"}}],"activeProviderId":"openai"}`
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Summarise the plot of Hamlet in two sentences."}]}`)
+	h := pdktest.New(b, newVM(&plugin), cfg, pdktest.WithLogLevel(pdk.LevelInfo))
+	if !h.Start() {
+		b.Fatal("configure failed")
+	}
+	hdrs := pdktest.RequestHeaders("gw.example.com", "/v1/chat/completions", "content-length", "120", "x-mse-consumer", "bench")
+	resp := pdktest.Headers(":status", "200", "content-type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		id := h.InitializeHttpContext()
+		h.CallOnRequestHeaders(id, hdrs, false)
+		h.CallOnRequestBody(id, body, true)
+		h.CallOnResponseHeaders(id, resp, false)
+		h.CompleteHttpContext(id)
+	}
+}

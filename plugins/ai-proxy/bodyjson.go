@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// This file is the cheap JSON work of the OpenAI pass-through path: the
+// request body's top-level fields read in one pass, and values replaced by
+// splicing bytes instead of re-encoding the document. Code in a Wasm guest
+// runs many times slower than natively, so every pass over the body
+// counts.
+
+// topFields are the request body's top-level fields the plugin reads. A
+// missing field is the zero Result; Index is the value's offset in the
+// body.
+type topFields struct {
+	model, stream, streamOptions gjson.Result
+}
+
+// topFieldsOf reads the fields in one pass over the top level of body (a
+// valid JSON object). As gjson.Get, the first of duplicate keys wins.
+func topFieldsOf(body []byte) topFields {
+	var f topFields
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		var dst *gjson.Result
+		switch k.Str {
+		case "model":
+			dst = &f.model
+		case "stream":
+			dst = &f.stream
+		case "stream_options":
+			dst = &f.streamOptions
+		default:
+			return true
+		}
+		if !dst.Exists() {
+			*dst = v
+		}
+		return true
+	})
+	return f
+}
+
+// isObject reports whether the valid JSON document body is an object.
+func isObject(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
+}
+
+// mayHaveString reports whether body can hold the JSON string quoted
+// (quotes included): it appears literally, or body has an escape that
+// could spell it.
+func mayHaveString(body []byte, quoted string) bool {
+	return bytes.IndexByte(body, '\\') >= 0 || bytes.Contains(body, []byte(quoted))
+}
+
+// setStringValue sets the top-level key to the string s. v is the key's
+// current value in body (gjson's Index is its offset): it is replaced in
+// place, giving the bytes sjson.SetBytes(body, key, s) gives. Without a
+// usable v, sjson does the work.
+func setStringValue(body []byte, v gjson.Result, key, s string) []byte {
+	i, j := v.Index, v.Index+len(v.Raw)
+	if !v.Exists() || i <= 0 || j > len(body) || string(body[i:j]) != v.Raw {
+		out, _ := sjson.SetBytes(body, key, s)
+		return out
+	}
+	out := make([]byte, 0, len(body)-len(v.Raw)+len(s)+2)
+	out = append(out, body[:i]...)
+	out = appendJSONString(out, s)
+	return append(out, body[j:]...)
+}
+
+// appendJSONString appends s as a JSON string the way sjson writes one:
+// plain ASCII between quotes, anything else through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > 0x7f || c == '"' || c == '\\' {
+			b, _ := json.Marshal(s)
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
