@@ -40,3 +40,35 @@ func ConsumerMetric(ctx *Context, model, consumer, name string) string {
 	}
 	return "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric." + name
 }
+
+// maxMetricNames bounds a MetricNames cache: consumers come from a request
+// header, so their number is not the plugin's to bound. A full cache is
+// emptied.
+const maxMetricNames = 256
+
+// MetricNames caches ConsumerMetric names per route, cluster, model,
+// consumer and counter, so a request does not build the same string again.
+// The zero value is ready; keep one per configuration (the guest is
+// single-threaded).
+type MetricNames struct {
+	names map[metricNameKey]string
+}
+
+type metricNameKey struct {
+	route, cluster, model, consumer, counter string
+}
+
+// Consumer returns ConsumerMetric(ctx, model, consumer, counter), from the
+// cache when it was built before.
+func (m *MetricNames) Consumer(ctx *Context, model, consumer, counter string) string {
+	k := metricNameKey{ctx.RouteName(), ctx.ClusterName(), model, consumer, counter}
+	if s, ok := m.names[k]; ok {
+		return s
+	}
+	s := ConsumerMetric(ctx, model, consumer, counter)
+	if m.names == nil || len(m.names) >= maxMetricNames {
+		m.names = make(map[metricNameKey]string)
+	}
+	m.names[k] = s
+	return s
+}

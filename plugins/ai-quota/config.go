@@ -28,7 +28,7 @@ type config struct {
 	adminQuery, adminRefresh, adminDelta string
 	// The constant start of the per-request commands, RESP-encoded.
 	getHead, decrByHead []byte
-	metrics             metricNames
+	metrics             pdk.MetricNames
 }
 
 // SetDefaults fills the optional fields.

@@ -185,7 +185,7 @@ func checkQuota(ctx *pdk.Context, cfg *config, st *requestState) pdk.Action {
 			log.Debugf("consumer %s has quota %d", consumer, quota)
 		}
 		if quota <= 0 {
-			pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRejected), 1)
+			pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", consumer, metricRejected), 1)
 			ctx.Reply(textReply(403, detailNoQuota, msgNoQuota))
 			return
 		}
@@ -200,7 +200,7 @@ func checkQuota(ctx *pdk.Context, cfg *config, st *requestState) pdk.Action {
 // storeFailed denies a request whose quota could not be read.
 func storeFailed(ctx *pdk.Context, cfg *config, st *requestState, err error) pdk.Action {
 	ctx.Log().Errorf("quota check failed, denying the request: %v", err)
-	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
+	pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", st.consumer, metricRedisError), 1)
 	return ctx.Reply(textReply(503, detailError, "Request denied by ai quota check. The quota store is unavailable: "+err.Error()))
 }
 
@@ -237,7 +237,7 @@ func queryQuota(ctx *pdk.Context, cfg *config, st *requestState) pdk.Action {
 // adminFailed answers an admin request whose Redis command failed.
 func adminFailed(ctx *pdk.Context, cfg *config, st *requestState, err error) pdk.Action {
 	ctx.Log().Errorf("quota admin command failed: %v", err)
-	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
+	pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", st.consumer, metricRedisError), 1)
 	return ctx.Reply(textReply(503, detailError, "redis error:"+err.Error()))
 }
 
@@ -333,7 +333,7 @@ func charge(ctx *pdk.Context, cfg *config, st *requestState) {
 	err := cfg.client.Send(cmd, func(v pdk.RedisValue) {
 		if v.IsError() {
 			ctx.Log().Errorf("taking %d tokens off the quota of %s failed: %v", tokens, consumer, v.Err())
-			pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRedisError), 1)
+			pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", consumer, metricRedisError), 1)
 			return
 		}
 		if log := ctx.Log(); log.Enabled(pdk.LevelDebug) {
@@ -342,6 +342,6 @@ func charge(ctx *pdk.Context, cfg *config, st *requestState) {
 	})
 	if err != nil {
 		ctx.Log().Errorf("taking %d tokens off the quota of %s not sent: %v", tokens, consumer, err)
-		pdk.IncrementCounter(cfg.metrics.name(ctx, consumer, metricRedisError), 1)
+		pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", consumer, metricRedisError), 1)
 	}
 }

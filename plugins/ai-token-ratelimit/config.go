@@ -106,7 +106,7 @@ type config struct {
 	global  *target // global_threshold, resolved
 	items   []item  // rule_items, compiled
 	client  *pdk.RedisClient
-	metrics metricNames
+	metrics pdk.MetricNames
 }
 
 // SetDefaults fills the optional fields.

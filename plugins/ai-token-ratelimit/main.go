@@ -169,7 +169,7 @@ func reject(ctx *pdk.Context, cfg *config, st *requestState, used, ttl int64) {
 	if err := ctx.WriteAILog(); err != nil {
 		ctx.Log().Warnf("write ai_log: %v", err)
 	}
-	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRejected), 1)
+	pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", st.consumer, metricRejected), 1)
 	ctx.Reply(pdk.Reply{
 		Status:  cfg.RejectedCode,
 		Details: detailRejected,
@@ -251,5 +251,5 @@ func windowReply(v pdk.RedisValue) (used, ttl int64, err error) {
 
 // countRedisError counts a Redis failure (the request went through).
 func countRedisError(ctx *pdk.Context, cfg *config, st *requestState) {
-	pdk.IncrementCounter(cfg.metrics.name(ctx, st.consumer, metricRedisError), 1)
+	pdk.IncrementCounter(cfg.metrics.Consumer(ctx, "", st.consumer, metricRedisError), 1)
 }
