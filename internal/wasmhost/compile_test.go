@@ -128,3 +128,26 @@ func TestCompileLoopGuard(t *testing.T) {
 		t.Errorf("the fallback was not logged:\n%s", logs)
 	}
 }
+
+// TestCompileHugeCount: a module of a few bytes whose import section claims
+// four billion entries is refused with a reason; handed to wazero v1.12 as
+// it is, it kills the process ("fatal error: runtime: out of memory").
+func TestCompileHugeCount(t *testing.T) {
+	ctx := context.Background()
+	wasm := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00,
+		0x02, 0x05, 0xf0, 0xff, 0xff, 0xff, 0x0f} // import section: 4294967280 imports in 5 bytes
+	for _, noGuard := range []bool{false, true} {
+		rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{Logger: slog.New(slog.DiscardHandler), NoLoopGuard: noGuard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = rt.Compile(ctx, wasm)
+		if err == nil || !strings.Contains(err.Error(), "the import section announces 4294967280 entries in 5 bytes") {
+			t.Errorf("loop guard off %v: %v, want the count refused", noGuard, err)
+		}
+		_ = rt.Close(ctx)
+	}
+	if _, err := wasmhost.Inspect(ctx, wasm); err == nil || !strings.Contains(err.Error(), "announces") {
+		t.Errorf("inspect: %v, want the count refused", err)
+	}
+}

@@ -42,6 +42,9 @@ type Import struct {
 func Inspect(ctx context.Context, wasm []byte) (*Inspection, error) {
 	sum := sha256.Sum256(wasm)
 	out := &Inspection{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
+	if err := loopguard.CheckCounts(wasm); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	r := wazero.NewRuntime(ctx)
 	defer r.Close(ctx)
 	start := time.Now()

@@ -212,6 +212,9 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 // runtime with wazero's guard.
 func (rt *Runtime) compile(ctx context.Context, key string, wasm []byte) (*Module, error) {
 	start := time.Now()
+	if err := loopguard.CheckCounts(wasm); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	r, code := rt.r, wasm
 	guard := GuardNone
 	if !rt.opts.NoLoopGuard {

@@ -56,14 +56,8 @@ func FuzzInstrumentCompiles(f *testing.F) {
 // validation, and vectors whose count (far beyond the section's size) makes
 // the decoder allocate gigabytes.
 func wazeroAccepts(ctx context.Context, r wazero.Runtime, wasm []byte) (ok bool) {
-	sections, _ := split(wasm)
-	for _, s := range sections {
-		if s.id == idCustom || s.id == idStart || s.id == idDataCount {
-			continue
-		}
-		if n, err := (&reader{buf: s.body}).u32(); err == nil && uint64(n) > uint64(len(s.body)) {
-			return false
-		}
+	if CheckCounts(wasm) != nil {
+		return false
 	}
 	defer func() {
 		if recover() != nil {
