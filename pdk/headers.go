@@ -26,8 +26,15 @@ func (c *Context) RequestHeader(name string) (value string, ok bool) {
 	return v, err == nil
 }
 
-// RequestHeaders returns every request header, pseudo-headers included.
-func (c *Context) RequestHeaders() ([][2]string, error) { return proxywasm.GetHttpRequestHeaders() }
+// RequestHeaders returns every request header, pseudo-headers included. In
+// the request-headers callback it returns the list the kit read (no host
+// call; do not modify it), as RequestHeader does.
+func (c *Context) RequestHeaders() ([][2]string, error) {
+	if c.reqHeaders != nil {
+		return c.reqHeaders, nil
+	}
+	return proxywasm.GetHttpRequestHeaders()
+}
 
 // SetRequestHeader sets a request header, replacing any value.
 func (c *Context) SetRequestHeader(name, value string) error {

@@ -101,7 +101,7 @@ func textReply(status int, details, body string) pdk.Reply {
 // (completion mode) or serves the admin endpoints.
 func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.DisableReroute()
-	consumer, ok := requestHeader(ctx, consumerHeader)
+	consumer, ok := ctx.RequestHeader(consumerHeader)
 	if !ok {
 		return ctx.Reply(textReply(401, detailNoKey, msgNoKey))
 	}
@@ -137,26 +137,6 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	}
 	ctx.BufferRequestBody()
 	return pdk.Pause
-}
-
-// requestHeader returns a request header's value; ok tells a header sent
-// with an empty value from an absent one. It asks the host for the one
-// header, and only when that finds none (some hosts report an empty value
-// as absent) reads all headers to tell the two apart.
-func requestHeader(ctx *pdk.Context, name string) (value string, ok bool) {
-	if v, ok := ctx.RequestHeader(name); ok {
-		return v, true
-	}
-	hs, err := ctx.RequestHeaders()
-	if err != nil {
-		return "", false
-	}
-	for _, h := range hs {
-		if strings.EqualFold(h[0], name) {
-			return h[1], true
-		}
-	}
-	return "", false
 }
 
 // checkQuota lets the request through when the consumer has quota left.

@@ -12,7 +12,6 @@ package main
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/sluicegw/sluice/pdk"
 )
@@ -92,7 +91,7 @@ func (r *hostRequest) header(name string) (string, bool) {
 	if name == consumerHeader {
 		return r.consumer, r.hasConsumer
 	}
-	return requestHeader(r.ctx, name)
+	return r.ctx.RequestHeader(name)
 }
 
 func (r *hostRequest) path() string { return r.ctx.Path() }
@@ -101,33 +100,13 @@ func (r *hostRequest) remoteAddress() string {
 	return v
 }
 
-// requestHeader returns a request header's value; ok tells a header sent
-// with an empty value from an absent one. It asks the host for the one
-// header, and only when that finds none (some hosts report an empty value
-// as absent) reads all headers to tell the two apart.
-func requestHeader(ctx *pdk.Context, name string) (string, bool) {
-	if v, ok := ctx.RequestHeader(name); ok {
-		return v, true
-	}
-	hs, err := ctx.RequestHeaders()
-	if err != nil {
-		return "", false
-	}
-	for _, h := range hs {
-		if strings.EqualFold(h[0], name) {
-			return h[1], true
-		}
-	}
-	return "", false
-}
-
 // onRequestHeaders finds the request's window and asks Redis how much of
 // it is used; the request waits for the answer.
 func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 	ctx.DisableReroute()
 	st := &requestState{req: hostRequest{ctx: ctx}}
 	req := &st.req
-	req.consumer, req.hasConsumer = requestHeader(ctx, consumerHeader)
+	req.consumer, req.hasConsumer = ctx.RequestHeader(consumerHeader)
 	st.consumer = req.consumer
 	ctx.SetValue(valueState, st)
 	b, ok := cfg.lookup(req)
