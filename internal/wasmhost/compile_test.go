@@ -3,7 +3,13 @@ package wasmhost_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -150,4 +156,90 @@ func TestCompileHugeCount(t *testing.T) {
 	if _, err := wasmhost.Inspect(ctx, wasm); err == nil || !strings.Contains(err.Error(), "announces") {
 		t.Errorf("inspect: %v, want the count refused", err)
 	}
+}
+
+// TestCompileLoopGuardCache checks the on-disk cache of rewritten modules:
+// a compile stores the rewrite, the next runtime with the same cache
+// directory uses it instead of rewriting, and a corrupt entry is rewritten.
+func TestCompileLoopGuardCache(t *testing.T) {
+	ctx := context.Background()
+	wasm := wasmtest.Plugin(t, "c/addheader")
+	dir := t.TempDir()
+	compile := func() *wasmhost.Module {
+		t.Helper()
+		rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rt.Close(ctx) })
+		m, err := rt.Compile(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	compile()
+	sum := sha256.Sum256(wasm)
+	entry := filepath.Join(dir, "loopguard", fmt.Sprintf("%x-v%d.wasm", sum, loopguard.Version))
+	stored, err := os.ReadFile(entry)
+	if err != nil {
+		t.Fatalf("no cached rewrite: %v", err)
+	}
+	want, err := loopguard.Instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := sha256.Sum256(want)
+	if !bytes.Equal(stored, append(check[:], want...)) {
+		t.Fatal("the cached rewrite is not checksum + Instrument(wasm)")
+	}
+
+	// Plant a different module, correctly checksummed, under the same key:
+	// a compile that reads the cache exports its function.
+	marker := markerModule("cache_marker")
+	planted, err := loopguard.Instrument(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psum := sha256.Sum256(planted)
+	if err := os.WriteFile(entry, append(psum[:], planted...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := compile(); !slices.Contains(m.Exports(), "cache_marker") {
+		t.Fatalf("the second compile did not use the cached rewrite: exports %v", m.Exports())
+	}
+
+	// A corrupt entry is not used: the module is rewritten and stored again.
+	planted[len(planted)-1] ^= 0xff
+	if err := os.WriteFile(entry, append(psum[:], planted...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := compile(); slices.Contains(m.Exports(), "cache_marker") || !slices.Contains(m.Exports(), "proxy_on_request_headers") {
+		t.Fatalf("a corrupt cached rewrite was used: exports %v", m.Exports())
+	}
+	if stored, err := os.ReadFile(entry); err != nil || !bytes.Equal(stored, append(check[:], want...)) {
+		t.Fatalf("the corrupt entry was not replaced (%v)", err)
+	}
+}
+
+// markerModule assembles the smallest module Compile accepts, exporting one
+// function under name besides the ABI marker, "malloc" and "memory":
+// (module (memory 1) (func) (export "proxy_abi_version_0_2_1" (func 0))
+// (export "malloc" (func 0)) (export name (func 0)) (export "memory" (memory 0)))
+func markerModule(name string) []byte {
+	var exports []byte
+	add := func(n string, kind, idx byte) {
+		exports = append(append(append(exports, byte(len(n))), n...), kind, idx)
+	}
+	add("proxy_abi_version_0_2_1", 0, 0)
+	add("malloc", 0, 0)
+	add(name, 0, 0)
+	add("memory", 2, 0)
+	exports = append([]byte{4}, exports...)
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, 1, 4, 1, 0x60, 0, 0) // type: () -> ()
+	m = append(m, 3, 2, 1, 0)          // function 0 of type 0
+	m = append(m, 5, 3, 1, 0, 1)       // memory: min 1 page
+	m = append(append(m, 7, byte(len(exports))), exports...)
+	return append(m, 10, 4, 1, 2, 0, 0x0b) // code: empty body
 }

@@ -17,6 +17,11 @@ const (
 // Budget is the number of loop iterations between two yields.
 const Budget = 10000
 
+// Version identifies the rewrite's output: the same input gives the same
+// output for one Version. Bump it whenever Instrument's output changes, so
+// that rewrites cached under an older version are not used.
+const Version = 1
+
 var (
 	// errAlreadyInstrumented is returned for a module that already
 	// imports ImportModule.ImportName.
