@@ -73,6 +73,7 @@ type Instance struct {
 	// needRebuild is set when the plugin asks to be recycled (wasm_need_rebuild).
 	needRebuild atomic.Bool
 	streams     atomic.Int64 // streams pinned here
+	lastPick    uint64       // Pool.picks when a stream was last pinned here; guarded by Pool.mu
 	closed      atomic.Bool
 	// memBytes is the linear memory size after the last guest call, for
 	// readers that do not hold mu (the guest may grow memory meanwhile).

@@ -20,7 +20,7 @@ type Pool struct {
 	draining map[*Instance]bool
 	nextID   int
 	closed   bool
-	rr       uint32
+	picks    uint64 // acquisitions so far; Instance.lastPick orders instances by recent use
 	backoff  time.Duration
 	reported int // live instances last added to the instances gauge
 
@@ -75,38 +75,43 @@ func (pl *Pool) spawn(ctx context.Context) (*Instance, error) {
 	return in, nil
 }
 
-// acquire pins a stream to an instance; nil when none is alive.
+// acquire pins a stream to an instance; nil when none is alive. It takes
+// the instance with the fewest streams and, among those, the one that took
+// a stream last: at low concurrency one instance serves every stream and
+// stays warm in the CPU caches (a Go guest called cold costs 20-50 times
+// its warm time per call, docs/benchmarks.md), while concurrent streams
+// still spread over the pool. A draining instance (being recycled, still
+// in its slot until the replacement is up) takes new streams only when no
+// other instance is alive.
 func (pl *Pool) acquire() *Instance {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	n := len(pl.slots)
-	if n == 0 || pl.closed {
+	if pl.closed {
 		return nil
 	}
-	pl.rr++
-	a := pl.slots[int(pl.rr)%n]
-	b := pl.slots[int(pl.rr*7+3)%n]
-	// A draining instance (being recycled, still in its slot until the
-	// replacement is up) takes new streams only when nothing else can.
-	usable := func(in *Instance) bool { return in != nil && !in.dead.Load() }
-	fresh := func(in *Instance) bool { return usable(in) && !pl.draining[in] }
-	pick := a
-	if !fresh(pick) || (fresh(b) && b.streams.Load() < pick.streams.Load()) {
-		pick = b
-	}
+	var pick *Instance
+	pickFresh := false
 	for _, in := range pl.slots {
-		if !fresh(pick) && fresh(in) {
-			pick = in
+		if in == nil || in.dead.Load() {
+			continue
 		}
-	}
-	for _, in := range pl.slots {
-		if !usable(pick) && usable(in) {
-			pick = in
+		fresh := !pl.draining[in]
+		switch {
+		case pick == nil, fresh && !pickFresh:
+		case fresh != pickFresh:
+			continue
+		default:
+			if n, m := in.streams.Load(), pick.streams.Load(); n > m || n == m && in.lastPick < pick.lastPick {
+				continue
+			}
 		}
+		pick, pickFresh = in, fresh
 	}
-	if !usable(pick) {
+	if pick == nil {
 		return nil
 	}
+	pl.picks++
+	pick.lastPick = pl.picks
 	pick.streams.Add(1)
 	return pick
 }

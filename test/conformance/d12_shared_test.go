@@ -135,6 +135,20 @@ func TestD12SharedDataCASAcrossInstances(t *testing.T) {
 	    {"op": "get_var", "name": "root.cas", "to": "header:x-cas"},
 	    {"op": "set_shared", "key": "d12-cas", "value": "stale", "cas": 1, "status": "header:x-stale-status"}
 	  ]}}`
+	// A new stream goes to the least busy instance, and among idle ones to
+	// the one used last, so sequential requests would all land on one
+	// instance. Every even request is therefore held at the upstream while
+	// the next one runs: the held one takes the instance used last, the next
+	// one the other. The instances serve the sequence X Y Y X X Y …
+	arrived, release := make(chan struct{}), make(chan struct{})
+	up.Handle = func(w http.ResponseWriter, r *http.Request, body []byte) {
+		if strings.HasPrefix(r.URL.Path, "/hold/") {
+			arrived <- struct{}{}
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{}`)
+	}
 	g := startGateway(t, clusterAndRoute(up)+d12ProbeDoc("d12cas", cfg, ""))
 
 	// The expected status of step 2 follows from the order of requests:
@@ -147,12 +161,9 @@ func TestD12SharedDataCASAcrossInstances(t *testing.T) {
 	prevCAS := uint64(0)
 	instances := map[string]bool{}
 	mismatches := 0
-	for i := 0; i < 40 && (len(instances) < 2 || mismatches < 2 || i < 8); i++ {
-		resp, body := g.Do("GET", fmt.Sprintf("/cas/%d", i), "")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("request %d: status %d: %s", i, resp.StatusCode, body)
-		}
-		h := d12LastSeen(t, up).Header
+	// check verifies request i from the headers the upstream received.
+	check := func(i int, h http.Header) {
+		t.Helper()
 		inst := h.Get("X-Instance")
 		if inst == "" {
 			t.Fatalf("request %d: the probe reported no instance id; upstream saw %v", i, h)
@@ -213,6 +224,37 @@ func TestD12SharedDataCASAcrossInstances(t *testing.T) {
 			t.Errorf("request %d: set_shared with stale CAS 1: status %q, want 8 (CAS_MISMATCH)", i, got)
 		}
 		prevInstance = inst
+	}
+	for i := 0; i < 40 && (len(instances) < 2 || mismatches < 2 || i < 8); i += 2 {
+		held := make(chan error, 1)
+		go func() {
+			resp, err := http.Get(g.URL + fmt.Sprintf("/hold/%d", i))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			held <- err
+		}()
+		select {
+		case <-arrived:
+		case err := <-held:
+			t.Fatalf("request %d (held): ended before reaching the upstream: %v", i, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d (held) did not reach the upstream", i)
+		}
+		check(i, d12LastSeen(t, up).Header)
+		resp, body := g.Do("GET", fmt.Sprintf("/cas/%d", i+1), "")
+		release <- struct{}{}
+		if err := <-held; err != nil {
+			t.Fatalf("request %d (held): %v", i, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: status %d: %s", i+1, resp.StatusCode, body)
+		}
+		check(i+1, d12LastSeen(t, up).Header)
 		if t.Failed() {
 			break
 		}
