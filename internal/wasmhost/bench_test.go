@@ -9,8 +9,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/internal/app"
 	"github.com/sluicegw/sluice/internal/config"
@@ -125,6 +127,73 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkChainAdded measures what one plugin adds to a request: two
+// gateways, one without plugins and one with a single plugin, take
+// sequential requests in alternating blocks of 100 (so drifts of a shared,
+// noisy machine hit both alike, while each gateway runs warm as under
+// steady traffic), each request timed on its own. It reports the median
+// request time of each and their difference, "added-µs", the figure
+// issue 3 bounds. b.N requests go to each gateway.
+//
+//	go test -run '^$' -bench ChainAdded -benchtime 5000x ./internal/wasmhost
+func BenchmarkChainAdded(b *testing.B) {
+	body := `{"model":"mock-gpt","messages":[{"role":"user","content":"hello bench"}]}`
+	for _, tc := range []struct {
+		name, wasm string
+		plugin     string
+	}{
+		{"noop", "", "go/noop"},
+		{"noop-no-loop-guard", "loopGuard: false", "go/noop"},
+		{"bodyrewrite", "", "go/bodyrewrite"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			base := benchGateway(b, tc.wasm)
+			with := benchGateway(b, tc.wasm, tc.plugin)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			do := func(url string) time.Duration {
+				start := time.Now()
+				resp, err := client.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				took := time.Since(start)
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+				return took
+			}
+			for range 200 {
+				do(base)
+				do(with)
+			}
+			const block = 100
+			var none, one []time.Duration
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if i%block == 0 {
+					for range block {
+						none = append(none, do(base))
+					}
+				}
+				one = append(one, do(with))
+			}
+			b.StopTimer()
+			m0, m1 := median(none), median(one)
+			b.ReportMetric(float64(m0.Nanoseconds())/1e3, "none-p50-µs")
+			b.ReportMetric(float64(m1.Nanoseconds())/1e3, "plugin-p50-µs")
+			b.ReportMetric(float64((m1-m0).Nanoseconds())/1e3, "added-µs")
+		})
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // BenchmarkCompile measures compiling a Go plugin cold and from the on-disk
