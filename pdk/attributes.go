@@ -48,14 +48,39 @@ func (c *Context) WriteAILog() error { return c.WriteAttributesToLog(AILogKey) }
 // key: the property's current JSON object (written escaped by an earlier
 // plugin) is read, this plugin's attributes are laid over it (this plugin
 // wins on a shared key), and the result is written back escaped. Several
-// plugins thus build one object.
+// plugins thus build one object. When the property still holds what this
+// request's last call wrote, the fields kept from that call are reused
+// instead of decoding the property again (same bytes).
 func (c *Context) WriteAttributesToLog(key string) error {
 	prev, _ := GetProperty(key)
-	merged, err := MergeLog(prev, c.attrs)
-	if err != nil {
-		c.Log().Warnf("%s held no JSON object, overwriting it: %v", key, err)
+	var m logMerge
+	if w := c.lastLog; w != nil && w.key == key && bytes.Equal(prev, w.bytes) {
+		// The property holds what this plugin wrote last: merge over the
+		// fields kept from then instead of decoding it again.
+		m = w.merge.clone(len(c.attrs))
+	} else {
+		var err error
+		if m, err = newLogMerge(prev, len(c.attrs)); err != nil {
+			c.Log().Warnf("%s held no JSON object, overwriting it: %v", key, err)
+		}
 	}
+	merged, err := m.addAll(c.attrs)
+	if err != nil {
+		return err
+	}
+	if c.lastLog == nil {
+		c.lastLog = &writtenLog{}
+	}
+	c.lastLog.key, c.lastLog.bytes, c.lastLog.merge = key, merged, m
 	return c.SetProperty(key, merged)
+}
+
+// writtenLog is a log property as WriteAttributesToLog wrote it: the
+// bytes, and the fields they were built from.
+type writtenLog struct {
+	key   string
+	bytes []byte
+	merge logMerge
 }
 
 // MergeLog lays attrs over the JSON object held escaped in prev (the form
@@ -69,19 +94,40 @@ func (c *Context) WriteAttributesToLog(key string) error {
 // directly: prev is walked with gjson and common attribute types are
 // encoded without reflection.
 func MergeLog(prev []byte, attrs map[string]any) ([]byte, error) {
-	m := logMerge{fields: make([]logField, 0, len(attrs)+8), vals: make([]byte, 0, 512)}
+	m, perr := newLogMerge(prev, len(attrs))
+	merged, err := m.addAll(attrs)
+	if err != nil {
+		return nil, err
+	}
+	return merged, perr
+}
+
+// newLogMerge starts a merge with the fields of prev (none, and an error
+// saying why, when prev holds no JSON object).
+func newLogMerge(prev []byte, more int) (logMerge, error) {
+	m := logMerge{fields: make([]logField, 0, more+8), vals: make([]byte, 0, 512)}
 	var perr error
 	if len(bytes.TrimSpace(prev)) > 0 {
 		if perr = m.addPrev(prev); perr != nil {
 			m.reset()
 		}
 	}
+	return m, perr
+}
+
+// addAll lays attrs over the fields and returns the merged object escaped.
+func (m *logMerge) addAll(attrs map[string]any) ([]byte, error) {
 	for k, v := range attrs {
 		if err := m.add(k, v); err != nil {
 			return nil, fmt.Errorf("encode attributes: %w", err)
 		}
 	}
-	return m.escaped(), perr
+	return m.escaped(), nil
+}
+
+// clone copies the merge, with room for more fields.
+func (m *logMerge) clone(more int) logMerge {
+	return logMerge{fields: append(make([]logField, 0, len(m.fields)+more), m.fields...), vals: append(make([]byte, 0, len(m.vals)+256), m.vals...)}
 }
 
 // logMerge builds the merged object: fields in the order added (a later
@@ -169,10 +215,12 @@ func (m *logMerge) escaped() []byte {
 	slices.SortStableFunc(m.fields, func(a, b logField) int { return strings.Compare(a.key, b.key) })
 	obj := make([]byte, 0, len(m.vals)+16*len(m.fields)+2)
 	obj = append(obj, '{')
+	kept := m.fields[:0]
 	for i, f := range m.fields {
 		if i+1 < len(m.fields) && m.fields[i+1].key == f.key {
 			continue // a later field of the same key wins
 		}
+		kept = append(kept, f)
 		if len(obj) > 1 {
 			obj = append(obj, ',')
 		}
@@ -181,6 +229,7 @@ func (m *logMerge) escaped() []byte {
 		obj = append(obj, m.vals[f.start:f.end]...)
 	}
 	obj = append(obj, '}')
+	m.fields = kept
 	return appendEscaped(make([]byte, 0, len(obj)+len(obj)/4), bytesString(obj))
 }
 

@@ -85,6 +85,9 @@ type Context struct {
 	values map[string]any
 	attrs  map[string]any
 	usage  *UsageTracker
+	// lastLog is what WriteAttributesToLog wrote last, to merge over it
+	// again without decoding it when the property still holds it.
+	lastLog *writtenLog
 }
 
 func newContext(id uint32, plugin *pluginMeta) *Context {

@@ -70,7 +70,10 @@ type Usage struct {
 // cache_read_input_tokens, generated_images}. Rather than one gjson query
 // per path (each scanning the event from its start), the event is walked
 // once at the top level and then only inside the few objects named above
-// (usageScan), with the same results.
+// (usageScan), with the same results. The walk keeps raw value text
+// (members, jsonscan.go) and converts only the values it uses: in a Wasm
+// guest that costs a fraction of a gjson.ForEach with its closure and a
+// Result per member.
 
 // The fields usageScan keeps: one slot per (object, key) pair read.
 const (
@@ -118,13 +121,14 @@ const (
 	nUsageFields
 )
 
-// usageScan holds the values of one event that usage extraction reads.
-// Its results point into the event: copy what outlives it.
-type usageScan [nUsageFields]gjson.Result
+// usageScan holds the raw JSON text of the values of one event that usage
+// extraction reads ("" when absent). It points into the event: copy what
+// outlives it.
+type usageScan [nUsageFields]string
 
 // set keeps the first occurrence of field f.
-func (s *usageScan) set(f int, v gjson.Result) {
-	if !s[f].Exists() {
+func (s *usageScan) set(f int, v string) {
+	if s[f] == "" {
 		s[f] = v
 	}
 }
@@ -133,12 +137,12 @@ func (s *usageScan) set(f int, v gjson.Result) {
 // key repeated in one object is read in every occurrence that is an
 // object, the first value found counting, as with gjson paths.
 func (s *usageScan) scan(event string) {
-	root := gjson.Parse(event)
-	if !root.IsObject() {
+	m, ok := newMembers(event)
+	if !ok {
 		return
 	}
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	for k, v, ok := m.next(); ok; k, v, ok = m.next() {
+		switch k {
 		case "model":
 			s.set(fModel, v)
 		case "modelVersion":
@@ -148,32 +152,42 @@ func (s *usageScan) scan(event string) {
 		case "usageMetadata":
 			s.scanObject(v, metaKey)
 		case "body":
-			if v.IsObject() && !s[fBodyModel].Exists() {
-				s[fBodyModel] = v.Get("model")
+			if s[fBodyModel] == "" {
+				s.scanObject(v, bodyKey)
 			}
 		case "response":
-			s.scanObject(v, func(k string) int {
-				switch k {
-				case "model":
-					return fResponseModel
-				case "usage":
-					return scanResponseUsage
-				}
-				return -1
-			})
+			s.scanObject(v, responseKey)
 		case "message":
-			s.scanObject(v, func(k string) int {
-				switch k {
-				case "model":
-					return fMessageModel
-				case "usage":
-					return scanMessageUsage
-				}
-				return -1
-			})
+			s.scanObject(v, messageKey)
 		}
-		return true
-	})
+	}
+}
+
+func bodyKey(k string) int {
+	if k == "model" {
+		return fBodyModel
+	}
+	return -1
+}
+
+func responseKey(k string) int {
+	switch k {
+	case "model":
+		return fResponseModel
+	case "usage":
+		return scanResponseUsage
+	}
+	return -1
+}
+
+func messageKey(k string) int {
+	switch k {
+	case "model":
+		return fMessageModel
+	case "usage":
+		return scanMessageUsage
+	}
+	return -1
 }
 
 // Pseudo-fields of scanObject: the value is an object to scan in turn.
@@ -183,13 +197,14 @@ const (
 )
 
 // scanObject keeps the fields of obj that field maps to a slot (-1: not
-// read).
-func (s *usageScan) scanObject(obj gjson.Result, field func(key string) int) {
-	if !obj.IsObject() {
+// read); obj is raw JSON, skipped unless an object.
+func (s *usageScan) scanObject(obj string, field func(key string) int) {
+	m, ok := newMembers(obj)
+	if !ok {
 		return
 	}
-	obj.ForEach(func(k, v gjson.Result) bool {
-		switch f := field(k.Str); f {
+	for k, v, ok := m.next(); ok; k, v, ok = m.next() {
+		switch f := field(k); f {
 		case -1:
 		case scanResponseUsage:
 			s.scanObject(v, responseUsageKey)
@@ -198,8 +213,7 @@ func (s *usageScan) scanObject(obj gjson.Result, field func(key string) int) {
 		default:
 			s.set(f, v)
 		}
-		return true
-	})
+	}
 }
 
 func responseUsageKey(k string) int {
@@ -290,15 +304,42 @@ var (
 	outputDetailFields = [...]int{fUsageCompletionDetails, fRespOutputDetails, fUsageOutputDetails, fMetaCandidatesDetails}
 )
 
-// first returns the first of fields that exists.
-func (s *usageScan) first(fields []int) (gjson.Result, bool) {
+// first returns the raw text of the first of fields that exists.
+func (s *usageScan) first(fields []int) (string, bool) {
 	for _, f := range fields {
-		if s[f].Exists() {
+		if s[f] != "" {
 			return s[f], true
 		}
 	}
-	return gjson.Result{}, false
+	return "", false
 }
+
+// rawString is gjson's String of a raw JSON value: the text of a string,
+// the raw text of anything else but null.
+func rawString(raw string) string {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !strings.ContainsRune(raw, '\\') {
+		return raw[1 : len(raw)-1]
+	}
+	return gjson.Parse(raw).String()
+}
+
+// rawInt is gjson's Int of a raw JSON value.
+func rawInt(raw string) int64 {
+	var n int64
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c < '0' || c > '9' || i >= 18 {
+			return gjson.Parse(raw).Int()
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if raw == "" {
+		return 0
+	}
+	return n
+}
+
+func isObject(raw string) bool { return raw != "" && raw[0] == '{' }
 
 // HasUsage reports whether an event (one SSE event's data, or a whole JSON
 // body) carries usage: it contains "usage" or "usageMetadata".
@@ -339,7 +380,7 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 	s.scan(bytesString(event))
 	switch r, found := s.first(modelFields[:]); {
 	case found:
-		u.Model = strings.Clone(r.String())
+		u.Model = strings.Clone(rawString(r))
 	case prev.Model != "" && prev.Model != ModelUnknown:
 		u.Model = prev.Model
 	case requestModel != "":
@@ -348,48 +389,48 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 		u.Model = ModelUnknown
 	}
 	if r, found := s.first(inputFields[:]); found {
-		u.InputTokens = r.Int()
+		u.InputTokens = rawInt(r)
 	} else if prev.InputTokens > 0 {
 		u.InputTokens = prev.InputTokens
 	}
 	if r, found := s.first(outputFields[:]); found {
-		u.OutputTokens = r.Int()
+		u.OutputTokens = rawInt(r)
 	} else if prev.OutputTokens > 0 {
 		u.OutputTokens = prev.OutputTokens
 	}
 
 	u.InputTokenDetails = map[string]int64{}
-	if r, found := s.first(inputDetailFields[:]); found && r.IsObject() {
+	if r, found := s.first(inputDetailFields[:]); found && isObject(r) {
 		addDetails(u.InputTokenDetails, r)
 	}
-	if r := s[fMetaCachedContent]; r.Exists() {
-		u.InputTokenDetails["cached_content_token_count"] = r.Int()
+	if r := s[fMetaCachedContent]; r != "" {
+		u.InputTokenDetails["cached_content_token_count"] = rawInt(r)
 	}
-	if r := s[fMetaToolUsePrompt]; r.Exists() {
-		u.InputTokenDetails["tool_use_prompt_token_count"] = r.Int()
+	if r := s[fMetaToolUsePrompt]; r != "" {
+		u.InputTokenDetails["tool_use_prompt_token_count"] = rawInt(r)
 	}
-	if r := s[fUsageCacheCreation]; r.Exists() {
-		u.CacheCreationInputTokens = r.Int()
-		u.InputTokenDetails["cache_creation_input_tokens"] = r.Int()
+	if r := s[fUsageCacheCreation]; r != "" {
+		u.CacheCreationInputTokens = rawInt(r)
+		u.InputTokenDetails["cache_creation_input_tokens"] = rawInt(r)
 	}
-	if r := s[fUsageCacheRead]; r.Exists() {
-		u.CacheReadInputTokens = r.Int()
-		u.InputTokenDetails["cache_read_input_tokens"] = r.Int()
+	if r := s[fUsageCacheRead]; r != "" {
+		u.CacheReadInputTokens = rawInt(r)
+		u.InputTokenDetails["cache_read_input_tokens"] = rawInt(r)
 	}
 
 	u.OutputTokenDetails = map[string]int64{}
-	if r, found := s.first(outputDetailFields[:]); found && r.IsObject() {
+	if r, found := s.first(outputDetailFields[:]); found && isObject(r) {
 		addDetails(u.OutputTokenDetails, r)
 	}
-	if r := s[fMetaThoughts]; r.Exists() {
-		u.OutputTokenDetails["thoughts_token_count"] = r.Int()
+	if r := s[fMetaThoughts]; r != "" {
+		u.OutputTokenDetails["thoughts_token_count"] = rawInt(r)
 	}
-	if r := s[fUsageGeneratedImages]; r.Exists() {
-		u.OutputTokenDetails["generated_images"] = r.Int()
+	if r := s[fUsageGeneratedImages]; r != "" {
+		u.OutputTokenDetails["generated_images"] = rawInt(r)
 	}
 
 	if r, found := s.first(totalFields[:]); found {
-		u.TotalTokens = r.Int()
+		u.TotalTokens = rawInt(r)
 	} else {
 		u.TotalTokens = u.InputTokens + u.OutputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 	}
@@ -397,11 +438,33 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 }
 
 // addDetails copies a details object's counters into m.
-func addDetails(m map[string]int64, obj gjson.Result) {
-	obj.ForEach(func(k, v gjson.Result) bool {
-		m[strings.Clone(k.String())] = v.Int()
-		return true
-	})
+func addDetails(m map[string]int64, obj string) {
+	it, _ := newMembers(obj)
+	for k, v, ok := it.next(); ok; k, v, ok = it.next() {
+		m[detailKey(k)] = rawInt(v)
+	}
+}
+
+// detailKey returns k as a string that does not point into the event:
+// the common detail counters without an allocation.
+func detailKey(k string) string {
+	switch k {
+	case "cached_tokens":
+		return "cached_tokens"
+	case "reasoning_tokens":
+		return "reasoning_tokens"
+	case "audio_tokens":
+		return "audio_tokens"
+	case "accepted_prediction_tokens":
+		return "accepted_prediction_tokens"
+	case "rejected_prediction_tokens":
+		return "rejected_prediction_tokens"
+	case "text_tokens":
+		return "text_tokens"
+	case "image_tokens":
+		return "image_tokens"
+	}
+	return strings.Clone(k)
 }
 
 // sameUsage reports whether a and b hold the same values.
