@@ -243,3 +243,61 @@ func markerModule(name string) []byte {
 	m = append(append(m, 7, byte(len(exports))), exports...)
 	return append(m, 10, 4, 1, 2, 0, 0x0b) // code: empty body
 }
+
+// TestSweep: compiled modules stay while a plugin built on them is open
+// (closed or drained), are dropped by Sweep afterwards, and compile again
+// on demand.
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	wasm := wasmtest.Plugin(t, "c/addheader")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.RuntimeOptions{CacheDir: t.TempDir(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	svc := &wasmhost.Services{Shared: wasmhost.NewShared(), Logger: logger, LogLevel: func() slog.Level { return slog.LevelInfo }}
+	newPlugin := func(m *wasmhost.Module) *wasmhost.Plugin {
+		t.Helper()
+		p, err := wasmhost.NewPlugin(ctx, rt, m, wasmhost.PluginSpec{Name: "p", Config: []byte(`{}`), PoolSize: 1}, svc)
+		if err != nil {
+			t.Fatalf("plugin: %v", err)
+		}
+		return p
+	}
+	m1, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, drained := newPlugin(m1), newPlugin(m1)
+	if n := rt.Sweep(ctx); n != 0 {
+		t.Fatalf("Sweep dropped %d modules while two plugins use the only one", n)
+	}
+	if again, _ := rt.Compile(ctx, wasm); again != m1 {
+		t.Fatal("a module in use was compiled again")
+	}
+	closed.Close(ctx)
+	if n := rt.Sweep(ctx); n != 0 {
+		t.Fatalf("Sweep dropped %d modules while a plugin still uses the only one", n)
+	}
+	drained.Drain(ctx)
+	if n := rt.Sweep(ctx); n != 1 {
+		t.Fatalf("Sweep dropped %d modules after their plugins closed, want 1", n)
+	}
+	m2, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2 == m1 {
+		t.Fatal("Compile returned the dropped module")
+	}
+	newPlugin(m2).Close(ctx) // instances run on the recompiled module
+
+	// A module no plugin was ever built on goes at the next sweep.
+	if _, err := rt.Compile(ctx, markerModule("unused")); err != nil {
+		t.Fatal(err)
+	}
+	if n := rt.Sweep(ctx); n != 2 {
+		t.Fatalf("Sweep dropped %d modules, want 2 (one closed plugin's, one never used)", n)
+	}
+}

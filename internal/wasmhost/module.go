@@ -23,6 +23,9 @@ type Module struct {
 	start       string // "_initialize", "_start" or "" (start section only)
 	allocator   string // "proxy_on_memory_allocate" or "malloc"
 	exports     map[string]bool
+	// users counts the plugins built on the module that are not closed
+	// yet; Runtime.Sweep drops modules without any. Guarded by Runtime.mu.
+	users int
 }
 
 // Guard is how a module's loops are guarded.

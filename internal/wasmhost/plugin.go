@@ -78,15 +78,17 @@ type Services struct {
 // reach it. Callers that must keep a request on one configuration across
 // several plugins (configuration generations) use Bindings.
 type Plugin struct {
-	spec    PluginSpec
-	rt      *Runtime
-	module  *Module
-	svc     *Services
-	logger  *slog.Logger
-	env     []string
-	pool    *Pool
-	metrics *Metrics
-	redis   RedisClient
+	spec   PluginSpec
+	rt     *Runtime
+	module *Module
+	// released: the plugin no longer counts as a user of module.
+	released sync.Once
+	svc      *Services
+	logger   *slog.Logger
+	env      []string
+	pool     *Pool
+	metrics  *Metrics
+	redis    RedisClient
 	// callObs gives the guest call latency observer of an export (nil
 	// without metrics).
 	callObs func(export string) prometheus.Observer
@@ -225,12 +227,19 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 	if svc.NewRedis != nil {
 		p.redis = svc.NewRedis()
 	}
+	rt.acquire(m) // given back when the pool closes (releaseModule)
 	p.pool = newPool(p, spec.PoolSize)
 	if err := p.pool.fill(ctx); err != nil {
 		p.Close(ctx)
 		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
 	}
 	return p, nil
+}
+
+// releaseModule stops counting the plugin as a user of its module, once:
+// its pool is closed and no instance will be created from the module.
+func (p *Plugin) releaseModule() {
+	p.released.Do(func() { p.rt.release(p.module) })
 }
 
 // Name implements gateway.FilterFactory.

@@ -321,6 +321,7 @@ func (pl *Pool) close(ctx context.Context) {
 		}
 	}
 	pl.report()
+	pl.p.releaseModule()
 }
 
 func (pl *Pool) stats() (live int, memory []uint64) {

@@ -243,6 +243,46 @@ func (rt *Runtime) compile(ctx context.Context, key string, wasm []byte) (*Modul
 	return m, nil
 }
 
+// acquire counts one more plugin built on m.
+func (rt *Runtime) acquire(m *Module) {
+	rt.mu.Lock()
+	m.users++
+	rt.mu.Unlock()
+}
+
+// release counts one plugin built on m less.
+func (rt *Runtime) release(m *Module) {
+	rt.mu.Lock()
+	m.users--
+	rt.mu.Unlock()
+}
+
+// Sweep drops the compiled modules no open plugin is built on (their
+// plugins closed, or none was ever built), so that code updates do not
+// keep every earlier version's machine code in memory. A later Compile of
+// the same bytes compiles again (from the on-disk cache when there is
+// one). It must not run while a caller holds a Module from Compile that it
+// has not yet passed to NewPlugin: the plugin manager sweeps before it
+// compiles a new configuration. It returns how many modules it dropped.
+func (rt *Runtime) Sweep(ctx context.Context) int {
+	if rt == nil {
+		return 0
+	}
+	rt.mu.Lock()
+	var drop []*Module
+	for key, m := range rt.compiled {
+		if m.users <= 0 {
+			drop = append(drop, m)
+			delete(rt.compiled, key)
+		}
+	}
+	rt.mu.Unlock()
+	for _, m := range drop {
+		_ = m.compiled.Close(ctx)
+	}
+	return len(drop)
+}
+
 // instrument returns wasm with the loop guard added. With an on-disk cache
 // the rewrite is kept there (loopguard/<sha256>-v<version>.wasm, the file's
 // first 32 bytes the sha256 of the rest), so that a restart with a warm
