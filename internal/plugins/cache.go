@@ -4,10 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/atomicfile"
 )
 
 // CacheDirEnv overrides the default plugin cache directory.
@@ -85,7 +86,7 @@ func (c diskCache) put(data []byte) (string, error) {
 	if st, err := os.Stat(p); err == nil && st.Size() == int64(len(data)) {
 		return sha, nil
 	}
-	return sha, writeAtomic(p, data)
+	return sha, atomicfile.Write(p, data)
 }
 
 func (c diskCache) getRef(url string) (refEntry, bool) {
@@ -111,32 +112,7 @@ func (c diskCache) putRef(e refEntry) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(c.refPath(e.URL), b)
-}
-
-func writeAtomic(p string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(c.refPath(e.URL), b)
 }
 
 func isHex64(s string) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/sluicegw/sluice/internal/atomicfile"
 	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 )
 
@@ -308,37 +309,11 @@ func (rt *Runtime) instrument(key string, wasm []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeChecksummed(path, out); err != nil {
+	sum := sha256.Sum256(out)
+	if err := atomicfile.Write(path, sum[:], out); err != nil {
 		rt.logger.Warn("loop guard: cannot cache the rewritten module", "file", path, "error", err)
 	}
 	return out, nil
-}
-
-// writeChecksummed writes sha256(data) followed by data to path, through a
-// temporary file renamed into place.
-func writeChecksummed(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(data)
-	_, werr := f.Write(sum[:])
-	if werr == nil {
-		_, werr = f.Write(data)
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		_ = os.Remove(f.Name())
-	}
-	return werr
 }
 
 // fallback returns the runtime with wazero's own loop guard, creating it
