@@ -116,9 +116,10 @@ func (r *bindingRef) release() {
 //     serving, with the error in Status.UpdateError.
 //
 // Plugins load in parallel, so a slow or failing one does not hold up the
-// others. Calls must not overlap (the app serialises reloads). prev is left untouched; the caller closes it once the requests
-// using it are done. Every plugin the new set holds is reference-counted,
-// so closing prev never closes a plugin the new set reuses.
+// others. Calls must not overlap (the app serialises reloads). prev is
+// left untouched; the caller closes it once the requests using it are
+// done. Every plugin the new set holds is reference-counted, so closing
+// prev never closes a plugin the new set reuses.
 func (m *Manager) Update(ctx context.Context, prev *Set, snap *config.Snapshot) (*Set, []Outcome) {
 	// Machine code of modules no open plugin runs any more (replaced by a
 	// code update and drained since) is dropped before compiling: updates
