@@ -142,7 +142,7 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		ctx.DontReadRequestBody()
 		return pdk.Continue
 	}
-	if ct := ctx.ContentType(); ct != "" && !containsFoldJSON(ct) {
+	if ct := ctx.ContentType(); ct != "" && !pdk.ContentTypeIsJSON(ct) {
 		// multipart audio uploads, forms …: not a chat request.
 		ctx.DontReadRequestBody()
 		return pdk.Continue
@@ -160,7 +160,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON,
 			pluginName+": the request body is not valid JSON: "+jsonProblem(body))
 	}
-	if !isObject(body) {
+	if !pdk.IsJSONObject(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON,
 			pluginName+": the request body must be a JSON object with a messages list")
 	}
@@ -247,37 +247,10 @@ func appendDecorated(out []byte, n *int, cfg *config, m *compiledMessage, geo *g
 // splice returns body with the value v (found in body by gjson) replaced
 // by raw. When v's position is not known it falls back to sjson.
 func splice(body []byte, v gjson.Result, raw []byte) ([]byte, error) {
-	i, j := v.Index, v.Index+len(v.Raw)
-	if v.Index <= 0 || j > len(body) || string(body[i:j]) != v.Raw {
-		return sjson.SetRawBytes(body, "messages", raw)
+	if out, ok := pdk.SpliceValue(body, v, raw); ok {
+		return out, nil
 	}
-	out := make([]byte, 0, len(body)-len(v.Raw)+len(raw))
-	out = append(out, body[:i]...)
-	out = append(out, raw...)
-	return append(out, body[j:]...), nil
-}
-
-// isObject reports whether the (valid) JSON document body is an object.
-func isObject(body []byte) bool {
-	for _, c := range body {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
-
-// containsFoldJSON reports whether a content type contains "json" in any
-// case, without allocating a lower-case copy.
-func containsFoldJSON(ct string) bool {
-	for i := 0; i+4 <= len(ct); i++ {
-		if strings.EqualFold(ct[i:i+4], "json") {
-			return true
-		}
-	}
-	return false
+	return sjson.SetRawBytes(body, "messages", raw)
 }
 
 // jsonProblem describes why body is not JSON, with the byte offset.

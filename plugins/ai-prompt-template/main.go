@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +122,7 @@ func onRequestHeaders(ctx *pdk.Context, cfg *config) pdk.Action {
 		ctx.DontReadRequestBody()
 		return pdk.Continue
 	}
-	if ct := ctx.ContentType(); ct != "" && !containsFoldJSON(ct) {
+	if ct := ctx.ContentType(); ct != "" && !pdk.ContentTypeIsJSON(ct) {
 		// multipart uploads, forms …: not a template request.
 		ctx.DontReadRequestBody()
 		return pdk.Continue
@@ -143,7 +142,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	// (and without escapes, which could spell it differently) the body is
 	// not scanned again.
 	var name, props gjson.Result
-	if isObject(body) && mayHaveKey(body, `"template"`) {
+	if pdk.IsJSONObject(body) && pdk.MayContainJSONString(body, `"template"`) {
 		name = gjson.GetBytes(body, "template")
 		if name.Exists() {
 			props = gjson.GetBytes(body, "properties")
@@ -207,36 +206,6 @@ func render(text string, props gjson.Result) string {
 		return text
 	}
 	return strings.NewReplacer(pairs...).Replace(text)
-}
-
-// isObject reports whether the (valid) JSON document body is an object.
-func isObject(body []byte) bool {
-	for _, c := range body {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
-
-// mayHaveKey reports whether body can hold the object key quoted (with
-// its quotes): it appears literally, or body has an escape that could
-// spell it.
-func mayHaveKey(body []byte, quoted string) bool {
-	return bytes.IndexByte(body, '\\') >= 0 || bytes.Contains(body, []byte(quoted))
-}
-
-// containsFoldJSON reports whether a content type contains "json" in any
-// case, without allocating a lower-case copy.
-func containsFoldJSON(ct string) bool {
-	for i := 0; i+4 <= len(ct); i++ {
-		if strings.EqualFold(ct[i:i+4], "json") {
-			return true
-		}
-	}
-	return false
 }
 
 // kindOf names a JSON value's type for error messages.

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/sluicegw/sluice/pdk"
 )
 
 // This file is the cheap JSON work of the OpenAI pass-through path: the
@@ -45,39 +46,16 @@ func topFieldsOf(body []byte) topFields {
 	return f
 }
 
-// isObject reports whether the valid JSON document body is an object.
-func isObject(body []byte) bool {
-	for _, c := range body {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
-
-// mayHaveString reports whether body can hold the JSON string quoted
-// (quotes included): it appears literally, or body has an escape that
-// could spell it.
-func mayHaveString(body []byte, quoted string) bool {
-	return bytes.IndexByte(body, '\\') >= 0 || bytes.Contains(body, []byte(quoted))
-}
-
 // setStringValue sets the top-level key to the string s. v is the key's
 // current value in body (gjson's Index is its offset): it is replaced in
 // place, giving the bytes sjson.SetBytes(body, key, s) gives. Without a
 // usable v, sjson does the work.
 func setStringValue(body []byte, v gjson.Result, key, s string) []byte {
-	i, j := v.Index, v.Index+len(v.Raw)
-	if !v.Exists() || i <= 0 || j > len(body) || string(body[i:j]) != v.Raw {
-		out, _ := sjson.SetBytes(body, key, s)
+	if out, ok := pdk.SpliceValue(body, v, appendJSONString(nil, s)); ok {
 		return out
 	}
-	out := make([]byte, 0, len(body)-len(v.Raw)+len(s)+2)
-	out = append(out, body[:i]...)
-	out = appendJSONString(out, s)
-	return append(out, body[j:]...)
+	out, _ := sjson.SetBytes(body, key, s)
+	return out
 }
 
 // appendJSONString appends s as a JSON string the way sjson writes one:

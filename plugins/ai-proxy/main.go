@@ -257,7 +257,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	if !gjson.ValidBytes(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON, "the request body is not valid JSON: "+jsonProblem(body))
 	}
-	if !isObject(body) {
+	if !pdk.IsJSONObject(body) {
 		return ctx.ReplyError(400, "invalid_request_error", detailInvalidJSON, "the request body must be a JSON object")
 	}
 	var err error
@@ -278,7 +278,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 			edited = true
 		}
 	}
-	if r.api == apiChat && p.spec.family != familyAzure && mayHaveString(body, `"developer"`) {
+	if r.api == apiChat && p.spec.family != familyAzure && pdk.MayContainJSONString(body, `"developer"`) {
 		body = developerToSystem(body)
 		edited = true
 	}
