@@ -3,9 +3,9 @@ package pdk
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,13 +49,8 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 		}
 		return appendFloat(dst, float64(x), 32), nil
 	case map[string]int64:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		dst = append(dst, '{')
-		for i, k := range keys {
+		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -68,13 +63,8 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 		if x == nil {
 			return append(dst, "null"...), nil
 		}
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		dst = append(dst, '{')
-		for i, k := range keys {
+		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
