@@ -49,6 +49,9 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 		}
 		return appendFloat(dst, float64(x), 32), nil
 	case map[string]int64:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
 		dst = append(dst, '{')
 		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
