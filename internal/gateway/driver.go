@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // slot is one filter of the chain for one stream.
@@ -117,6 +118,10 @@ type driver struct {
 	reply    *localReply
 	replies  int
 
+	// expected counts posts announced by FilterHandle.Expect and not yet
+	// run.
+	expected atomic.Int32
+
 	mu      sync.Mutex
 	asyncQ  []func()
 	closed  bool
@@ -155,6 +160,17 @@ func (d *driver) post(fn func()) bool {
 	default:
 	}
 	return true
+}
+
+// quiet reports whether nothing is posted or announced: the driver
+// goroutine may block on other work without delaying a filter.
+func (d *driver) quiet() bool {
+	if d.expected.Load() != 0 {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.asyncQ) == 0
 }
 
 // runPosted runs the functions posted so far.

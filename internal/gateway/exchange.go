@@ -40,6 +40,12 @@ type exchange struct {
 	upReq     *http.Request
 	upCluster *cluster.Cluster
 
+	// headEv is the upstream's answer when the driver goroutine waited for
+	// it itself (see startUpstream); the loop delivers it next.
+	headEv *upEvent
+	// reqDeadline is when the request times out (zero: never).
+	reqDeadline time.Time
+
 	out      outcome
 	finished bool
 	// streamResp is set for upstream responses of unknown length or SSE:
@@ -74,6 +80,9 @@ type upEvent struct {
 	// whole is set on an upHeaders event that carries the complete body
 	// (small responses of known length are read in one go).
 	whole bool
+	// failAfter is set on an upHeaders event whose body failed before it
+	// was complete: the headers go on, then the failure.
+	failAfter error
 }
 
 // smallBody is the largest body of known length read in one go instead of
@@ -104,6 +113,13 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	st.onLocalReply = e.stopUpstream
 
+	var reqTimeout <-chan time.Time
+	if gen.reqTO > 0 {
+		t := time.NewTimer(gen.reqTO)
+		defer t.Stop()
+		reqTimeout = t.C
+		e.reqDeadline = time.Now().Add(gen.reqTO)
+	}
 	headerEOS := r.Body == nil || r.Body == http.NoBody
 	var small *bodyEvent
 	if !headerEOS && r.ContentLength > 0 && r.ContentLength <= smallBody && len(r.Trailer) == 0 {
@@ -125,13 +141,13 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 		e.reading = true
 		go e.readClient(sctx)
 	}
-	var reqTimeout <-chan time.Time
-	if gen.reqTO > 0 {
-		t := time.NewTimer(gen.reqTO)
-		defer t.Stop()
-		reqTimeout = t.C
-	}
 	for !e.finished && d.aborted == "" {
+		if ev := e.headEv; ev != nil {
+			e.headEv = nil
+			e.onUpstream(*ev)
+			d.drain()
+			continue
+		}
 		var reqCh <-chan bodyEvent
 		if e.reading && !d.req.backpressure(st.bufferLimit[Request]) {
 			reqCh = e.reqEvents
@@ -387,7 +403,32 @@ func (e *exchange) startUpstream(body []byte, length int64) {
 	}
 	e.out.upStart = time.Now()
 	e.upDone = make(chan struct{})
+	if length >= 0 && e.d.quiet() {
+		e.awaitHead(c)
+		return
+	}
 	go e.roundTrip(e.upReq, c, st.override, e.upEvents, e.upDone)
+}
+
+// awaitHead performs the upstream exchange on the driver goroutine up to
+// the response headers (and a small body), saving the hand-off through a
+// goroutine of its own. It is only used when nothing else can need the
+// driver meanwhile: the request is complete, so no client body arrives, and
+// no filter waits for an asynchronous call (driver.quiet), so nothing is
+// posted. The client going away cancels the exchange through its context,
+// as the request timeout does here. A body to stream is pumped by a
+// goroutine as in roundTrip.
+func (e *exchange) awaitHead(c *cluster.Cluster) {
+	if !e.reqDeadline.IsZero() {
+		cancel := e.upCancel
+		t := time.AfterFunc(time.Until(e.reqDeadline), func() { cancel(errRequestTimeout) })
+		defer t.Stop()
+	}
+	ev, resp := e.head(e.upReq, c, e.s.override)
+	if resp != nil {
+		go e.pump(resp, e.upEvents, e.upDone)
+	}
+	e.headEv = &ev
 }
 
 // roundTrip runs on its own goroutine: it performs the exchange and pumps
@@ -397,6 +438,44 @@ func (e *exchange) startUpstream(body []byte, length int64) {
 // stop at the request context: a route timeout cancels that context, and
 // the driver still waits to hear about it.
 func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override string, events chan<- upEvent, done <-chan struct{}) {
+	ev, resp := e.head(req, c, override)
+	select {
+	case events <- ev:
+	case <-done:
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return
+	}
+	if resp != nil {
+		e.pump(resp, events, done)
+	}
+}
+
+// head sends the request and returns the upstream's first event: the
+// response headers, with the whole body when it is small and of known
+// length, or the failure. resp is returned when its body remains to be
+// pumped.
+func (e *exchange) head(req *http.Request, c *cluster.Cluster, override string) (upEvent, *http.Response) {
+	resp, ep, err := c.RoundTrip(req, override)
+	if err != nil {
+		return upEvent{kind: upHeaders, ep: ep, err: err}, nil
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		defer resp.Body.Close()
+		b := make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			// The headers go out, then the failure.
+			return upEvent{kind: upHeaders, resp: resp, ep: ep, failAfter: io.ErrUnexpectedEOF}, nil
+		}
+		return upEvent{kind: upHeaders, resp: resp, ep: ep, data: b, whole: true, trailers: resp.Trailer}, nil
+	}
+	return upEvent{kind: upHeaders, resp: resp, ep: ep}, resp
+}
+
+// pump sends the response body to events until its end, a failure or done.
+func (e *exchange) pump(resp *http.Response, events chan<- upEvent, done <-chan struct{}) {
+	defer resp.Body.Close()
 	send := func(ev upEvent) bool {
 		select {
 		case events <- ev:
@@ -404,25 +483,6 @@ func (e *exchange) roundTrip(req *http.Request, c *cluster.Cluster, override str
 		case <-done:
 			return false
 		}
-	}
-	resp, ep, err := c.RoundTrip(req, override)
-	if err != nil {
-		send(upEvent{kind: upHeaders, ep: ep, err: err})
-		return
-	}
-	defer resp.Body.Close()
-	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
-		b := make([]byte, resp.ContentLength)
-		if _, err := io.ReadFull(resp.Body, b); err == nil {
-			send(upEvent{kind: upHeaders, resp: resp, ep: ep, data: b, whole: true, trailers: resp.Trailer})
-			return
-		}
-		send(upEvent{kind: upHeaders, resp: resp, ep: ep})
-		send(upEvent{kind: upFail, err: io.ErrUnexpectedEOF})
-		return
-	}
-	if !send(upEvent{kind: upHeaders, resp: resp, ep: ep}) {
-		return
 	}
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
@@ -481,7 +541,10 @@ func (e *exchange) onUpstream(ev upEvent) {
 			e.out.upDur = time.Since(e.out.upStart)
 			return
 		}
-		if ev.whole {
+		switch {
+		case ev.failAfter != nil:
+			e.onUpstream(upEvent{kind: upFail, err: ev.failAfter})
+		case ev.whole:
 			e.onUpstream(upEvent{kind: upEnd, data: ev.data, trailers: ev.trailers})
 		}
 		return

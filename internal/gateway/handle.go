@@ -31,6 +31,17 @@ func (h *FilterHandle) Logger() *slog.Logger {
 // has ended and fn will not run.
 func (h *FilterHandle) Post(fn func()) bool { return h.d.post(fn) }
 
+// Expect announces a Post to come (an asynchronous call was started for
+// the stream); Arrived, called once for each Expect when the post ran or
+// will never come, withdraws it. While a post is announced the driver
+// keeps its goroutine free for it: it never waits for the upstream on that
+// goroutine (an optimisation it makes for streams nothing else waits on).
+// An Expect never withdrawn only costs the stream that optimisation.
+func (h *FilterHandle) Expect() { h.d.expected.Add(1) }
+
+// Arrived withdraws one Expect.
+func (h *FilterHandle) Arrived() { h.d.expected.Add(-1) }
+
 // Continue resumes the direction this filter stopped (Proxy-Wasm
 // continue_stream). A no-op when the filter holds nothing in that direction.
 func (h *FilterHandle) Continue(dir Direction) {

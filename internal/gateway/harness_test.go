@@ -452,7 +452,13 @@ type env struct {
 // every stream runs through fs.
 func startGateway(t *testing.T, rec *recorder, docs string, fs ...*factory) *env {
 	t.Helper()
-	snap := parseConfig(t, gatewayDoc+docs)
+	return startGatewayDoc(t, rec, gatewayDoc, docs, fs...)
+}
+
+// startGatewayDoc is startGateway with gwDoc in place of gatewayDoc.
+func startGatewayDoc(t *testing.T, rec *recorder, gwDoc, docs string, fs ...*factory) *env {
+	t.Helper()
+	snap := parseConfig(t, gwDoc+docs)
 	e := &env{t: t, rec: rec, access: &syncBuffer{}, logs: &syncBuffer{}}
 	ffs := make([]gateway.FilterFactory, len(fs))
 	for i, f := range fs {

@@ -25,6 +25,10 @@ type HeaderField struct {
 // goroutine touches it.
 type Headers struct {
 	fields []HeaderField
+	// origin is the http.Header the regular fields were made from, kept
+	// while none of them changed: converting back then copies it instead of
+	// re-canonicalising every name. Every mutation clears it.
+	origin http.Header
 	sealed bool
 	dirty  bool
 }
@@ -77,7 +81,7 @@ func (h *Headers) Set(name, value string) error {
 		return ErrHeadersSealed
 	}
 	name = strings.ToLower(name)
-	h.dirty = true
+	h.dirty, h.origin = true, nil
 	j := -1
 	out := h.fields[:0]
 	for _, f := range h.fields {
@@ -102,7 +106,7 @@ func (h *Headers) Add(name, value string) error {
 	if h.sealed {
 		return ErrHeadersSealed
 	}
-	h.dirty = true
+	h.dirty, h.origin = true, nil
 	h.fields = append(h.fields, HeaderField{Name: strings.ToLower(name), Value: value})
 	return nil
 }
@@ -119,7 +123,7 @@ func (h *Headers) Del(name string) error {
 		}
 	}
 	if len(out) != len(h.fields) {
-		h.dirty = true
+		h.dirty, h.origin = true, nil
 	}
 	clear(h.fields[len(out):])
 	h.fields = out
@@ -131,7 +135,7 @@ func (h *Headers) Replace(fields []HeaderField) error {
 	if h.sealed {
 		return ErrHeadersSealed
 	}
-	h.dirty = true
+	h.dirty, h.origin = true, nil
 	h.fields = h.fields[:0]
 	for _, f := range fields {
 		h.fields = append(h.fields, HeaderField{Name: strings.ToLower(f.Name), Value: f.Value})
@@ -219,13 +223,14 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // requestToHeaders converts a request into a Proxy-Wasm header map with
-// pseudo-headers first. hdr is the already-cleaned header set to carry.
+// pseudo-headers first. hdr is the already-cleaned header set to carry; it
+// must not change while the map is in use.
 func requestToHeaders(method, path, authority, scheme string, hdr http.Header) *Headers {
 	n := 4
 	for _, vs := range hdr {
 		n += len(vs)
 	}
-	h := &Headers{fields: make([]HeaderField, 0, n)}
+	h := &Headers{fields: make([]HeaderField, 0, n), origin: hdr}
 	h.fields = append(h.fields,
 		HeaderField{":authority", authority},
 		HeaderField{":path", path},
@@ -233,7 +238,7 @@ func requestToHeaders(method, path, authority, scheme string, hdr http.Header) *
 		HeaderField{":scheme", scheme},
 	)
 	for k, vs := range hdr {
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		for _, v := range vs {
 			h.fields = append(h.fields, HeaderField{lk, v})
 		}
@@ -241,12 +246,17 @@ func requestToHeaders(method, path, authority, scheme string, hdr http.Header) *
 	return h
 }
 
-// responseToHeaders converts an upstream response header set.
+// responseToHeaders converts an upstream response header set; hdr must not
+// change while the map is in use.
 func responseToHeaders(status int, hdr http.Header) *Headers {
-	h := &Headers{fields: make([]HeaderField, 0, len(hdr)+1)}
+	n := 1
+	for _, vs := range hdr {
+		n += len(vs)
+	}
+	h := &Headers{fields: make([]HeaderField, 0, n), origin: hdr}
 	h.fields = append(h.fields, HeaderField{":status", itoa(status)})
 	for k, vs := range hdr {
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		for _, v := range vs {
 			h.fields = append(h.fields, HeaderField{lk, v})
 		}
@@ -254,15 +264,88 @@ func responseToHeaders(status int, hdr http.Header) *Headers {
 	return h
 }
 
-// toHTTPHeader copies the regular (non-pseudo) fields into dst.
+// toHTTPHeader adds the regular (non-pseudo) fields to dst. The values
+// share one new backing array.
 func (h *Headers) toHTTPHeader(dst http.Header) {
+	if h.origin != nil {
+		n := 0
+		for _, vs := range h.origin {
+			n += len(vs)
+		}
+		slab := make([]string, 0, n)
+		for k, vs := range h.origin {
+			start := len(slab)
+			slab = append(slab, vs...)
+			addValues(dst, k, slab[start:len(slab):len(slab)])
+		}
+		return
+	}
+	n := 0
+	for _, f := range h.fields {
+		if !strings.HasPrefix(f.Name, ":") {
+			n++
+		}
+	}
+	slab := make([]string, n)
+	i := 0
 	for _, f := range h.fields {
 		if strings.HasPrefix(f.Name, ":") {
 			continue
 		}
-		k := http.CanonicalHeaderKey(f.Name)
-		dst[k] = append(dst[k], f.Value)
+		slab[i] = f.Value
+		addValues(dst, canonicalName(f.Name), slab[i:i+1:i+1])
+		i++
 	}
 }
 
+// addValues appends vs to dst[k], taking vs itself when dst has none.
+func addValues(dst http.Header, k string, vs []string) {
+	if old := dst[k]; len(old) > 0 {
+		dst[k] = append(old, vs...)
+		return
+	}
+	dst[k] = vs
+}
+
+// commonHeaders are header names converted on every request; their two
+// spellings are looked up instead of computed (and allocated) each time.
+var commonHeaders = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+	"Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Etag",
+	"Expires", "Forwarded", "Host", "If-Modified-Since", "If-None-Match", "Last-Modified",
+	"Location", "Origin", "Pragma", "Referer", "Retry-After", "Server", "Set-Cookie",
+	"Strict-Transport-Security", "Te", "Traceparent", "Tracestate", "User-Agent", "Vary",
+	"Via", "X-Api-Key", "X-Content-Type-Options", "X-Forwarded-For", "X-Forwarded-Host",
+	"X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Openai-Organization", "Openai-Project",
+	"Openai-Processing-Ms", "Openai-Version", "Anthropic-Version", "Api-Key",
+	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Requests",
+	"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens",
+	"X-Mse-Consumer", "X-Envoy-Original-Path", "Access-Control-Allow-Origin",
+}
+
+var lowerOf, canonicalOf = func() (map[string]string, map[string]string) {
+	lower := make(map[string]string, len(commonHeaders))
+	canon := make(map[string]string, len(commonHeaders))
+	for _, c := range commonHeaders {
+		l := strings.ToLower(c)
+		lower[c], canon[l] = l, c
+	}
+	return lower, canon
+}()
+
+// lowerName is strings.ToLower(k) for a header name.
+func lowerName(k string) string {
+	if l, ok := lowerOf[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+// canonicalName is http.CanonicalHeaderKey(name) for a lower-case name.
+func canonicalName(name string) string {
+	if c, ok := canonicalOf[name]; ok {
+		return c
+	}
+	return http.CanonicalHeaderKey(name)
+}
 func itoa(n int) string { return strconv.Itoa(n) }

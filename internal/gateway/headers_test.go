@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -184,5 +185,81 @@ func TestRequestToHeadersPseudoFirst(t *testing.T) {
 	h.toHTTPHeader(dst)
 	if !reflect.DeepEqual(dst, http.Header{"X-A": {"1", "2"}}) {
 		t.Errorf("toHTTPHeader kept pseudo-headers or lost values: %v", dst)
+	}
+}
+
+// TestToHTTPHeaderFromOrigin: an unchanged map converts back by copying
+// the header set it was made from, with the same result as converting its
+// fields; any change to it converts the fields, and neither shares value
+// slices with the source.
+func TestToHTTPHeaderFromOrigin(t *testing.T) {
+	src := func() http.Header {
+		return http.Header{
+			"Content-Type": {"application/json"}, "X-A": {"1", "2"},
+			"X-Unusual-Name": {"v"}, "Authorization": {"Bearer k"},
+		}
+	}
+	convert := func(h *Headers, dst http.Header) http.Header {
+		h.toHTTPHeader(dst)
+		return dst
+	}
+	for _, tc := range []struct {
+		name   string
+		make   func() *Headers
+		mutate func(*Headers)
+		want   http.Header
+	}{
+		{"request", func() *Headers { return requestToHeaders("GET", "/", "h", "http", src()) }, nil, src()},
+		{"response", func() *Headers { return responseToHeaders(200, src()) }, nil, src()},
+		{"set", func() *Headers { return responseToHeaders(200, src()) },
+			func(h *Headers) { _ = h.Set("x-a", "3") },
+			http.Header{"Content-Type": {"application/json"}, "X-A": {"3"}, "X-Unusual-Name": {"v"}, "Authorization": {"Bearer k"}}},
+		{"add", func() *Headers { return responseToHeaders(200, src()) },
+			func(h *Headers) { _ = h.Add("X-New", "n") },
+			http.Header{"Content-Type": {"application/json"}, "X-A": {"1", "2"}, "X-Unusual-Name": {"v"}, "Authorization": {"Bearer k"}, "X-New": {"n"}}},
+		{"del", func() *Headers { return responseToHeaders(200, src()) },
+			func(h *Headers) { _ = h.Del("authorization") },
+			http.Header{"Content-Type": {"application/json"}, "X-A": {"1", "2"}, "X-Unusual-Name": {"v"}}},
+		{"replace", func() *Headers { return responseToHeaders(200, src()) },
+			func(h *Headers) { _ = h.Replace([]HeaderField{{":status", "200"}, {"x-b", "b"}}) },
+			http.Header{"X-B": {"b"}}},
+		{"pseudo only", func() *Headers { return requestToHeaders("GET", "/", "h", "http", src()) },
+			func(h *Headers) { _ = h.Set(":path", "/other") }, src()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.make()
+			if tc.mutate != nil {
+				tc.mutate(h)
+				if h.origin != nil {
+					t.Fatal("a changed map kept its origin")
+				}
+			} else if h.origin == nil {
+				t.Fatal("an unchanged map has no origin")
+			}
+			got := convert(h, http.Header{"Preset": {"p"}})
+			want := tc.want
+			want["Preset"] = []string{"p"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+			// The slow path agrees with the fast one.
+			slow := &Headers{fields: h.fields}
+			if s := convert(slow, http.Header{"Preset": {"p"}}); !reflect.DeepEqual(s, want) {
+				t.Errorf("fields convert to %v, want %v", s, want)
+			}
+			// Appending to a converted value never writes into another.
+			got["X-A"] = append(got["X-A"], "z")
+			if again := convert(h, http.Header{}); len(again["X-A"]) > 0 && again["X-A"][len(again["X-A"])-1] == "z" {
+				t.Error("converted values share storage")
+			}
+		})
+	}
+	for _, c := range commonHeaders {
+		if got := lowerName(c); got != strings.ToLower(c) {
+			t.Errorf("lowerName(%q) = %q", c, got)
+		}
+		if got := canonicalName(strings.ToLower(c)); got != http.CanonicalHeaderKey(c) {
+			t.Errorf("canonicalName(%q) = %q, want %q", strings.ToLower(c), got, http.CanonicalHeaderKey(c))
+		}
 	}
 }

@@ -1807,3 +1807,68 @@ func TestRouteRecomputedToNone(t *testing.T) {
 		t.Errorf("the upstream was contacted")
 	}
 }
+
+// 20. A complete request whose filters wait for nothing has its upstream
+// answer awaited on the driver goroutine itself; the request timeout and
+// announced posts still work there. (Client aborts meanwhile: test 17.)
+func TestUpstreamAwaitedOnDriver(t *testing.T) {
+	t.Run("request timeout", func(t *testing.T) {
+		up := startRawUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done() // never answers
+		})
+		rec := &recorder{}
+		fs := chain(rec, 1)
+		gw := strings.Replace(gatewayDoc, "spec:\n", "spec:\n  timeouts:\n    request: 300ms\n", 1)
+		e := startGatewayDoc(t, rec, gw, catchAll(up.addr), fs...)
+		start := time.Now()
+		res := e.do("POST", "/", strings.NewReader(`{"a":1}`), nil)
+		if res.status != http.StatusGatewayTimeout || !strings.Contains(string(res.body), gateway.DetailsRequestTimeout) {
+			t.Fatalf("got %d %s, want 504 %s", res.status, res.body, gateway.DetailsRequestTimeout)
+		}
+		if took := time.Since(start); took > waitLimit/2 {
+			t.Errorf("the timeout took %v", took)
+		}
+		e.finished(fs)
+		equalStrings(t, "f0", rec.names(func(ev event) bool { return ev.filter == "f0" }),
+			[]string{"f0:reqHeaders", "f0:reqBody", "f0:respHeaders", "f0:respBody", "f0:log", "f0:destroy"})
+		if got := e.accessRecords(1)[0]["response_details"]; got != gateway.DetailsRequestTimeout {
+			t.Errorf("access log details %v", got)
+		}
+	})
+	t.Run("announced post", func(t *testing.T) {
+		// f0 starts an asynchronous call at request headers and lets the
+		// request go on; the call completes while the upstream still
+		// thinks. Its post must run then, not after the upstream answered.
+		release := make(chan struct{})
+		up := startRawUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-time.After(waitLimit):
+			}
+			_, _ = io.WriteString(w, "answer")
+		})
+		rec := &recorder{}
+		fs := chain(rec, 1)
+		fs[0].hk.reqHeaders = func(f *tfilter, h *gateway.Headers, eos bool) gateway.HeadersAction {
+			f.h.Expect()
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				f.h.Post(func() {
+					f.h.Arrived()
+					f.add("posted", 0, false, "")
+					close(release)
+				})
+			}()
+			return gateway.HeadersContinue
+		}
+		e := startGateway(t, rec, catchAll(up.addr), fs...)
+		res := e.do("GET", "/", nil, nil)
+		if res.status != http.StatusOK || string(res.body) != "answer" {
+			t.Fatalf("got %d %s", res.status, res.body)
+		}
+		e.finished(fs)
+		equalStrings(t, "f0", rec.names(func(ev event) bool { return ev.filter == "f0" }),
+			[]string{"f0:reqHeaders", "f0:posted", "f0:respHeaders", "f0:respBody", "f0:log", "f0:destroy"})
+	})
+}

@@ -35,6 +35,28 @@ type pendingCallout struct {
 	cancel context.CancelFunc
 }
 
+// addCallout records a callout just started for the current root (and
+// stream, whose driver then expects its completion). Caller holds in.mu.
+func (in *Instance) addCallout(tok uint32, cancel context.CancelFunc) {
+	pc := &pendingCallout{root: in.rootOf(), owner: in.effectiveStream(), cancel: cancel}
+	if pc.owner != nil {
+		pc.owner.h.Expect()
+	}
+	in.callouts[tok] = pc
+}
+
+// dropCallout forgets a callout that completed or was abandoned: it is
+// cancelled, and its stream no longer expects it. Caller holds in.mu.
+func (in *Instance) dropCallout(tok uint32, pc *pendingCallout) {
+	delete(in.callouts, tok)
+	if pc.cancel != nil {
+		pc.cancel()
+	}
+	if pc.owner != nil {
+		pc.owner.h.Arrived()
+	}
+}
+
 func (in *Instance) newToken(kind uint32) uint32 {
 	in.nextToken++
 	return in.nextToken*4 + kind
@@ -63,10 +85,7 @@ func (in *Instance) runCompletion(tok uint32, owner *Filter, run func(root uint3
 		in.mu.Unlock()
 		return
 	}
-	delete(in.callouts, tok)
-	if pc.cancel != nil {
-		pc.cancel()
-	}
+	in.dropCallout(tok, pc)
 	if owner != nil && (owner.gone || owner.in != in) {
 		owner = nil
 	}
@@ -156,7 +175,7 @@ func hcHTTPCall(in *Instance, s []uint64) Status {
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	in.callouts[tok] = &pendingCallout{root: in.rootOf(), owner: in.effectiveStream(), cancel: cancel}
+	in.addCallout(tok, cancel)
 	req := (&http.Request{Method: method, URL: u, Header: hdr, Host: authority,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
 	if len(body) > 0 {
@@ -285,7 +304,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 		return StatusInvalidMemoryAccess
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in.callouts[tok] = &pendingCallout{root: in.rootOf(), owner: in.effectiveStream(), cancel: cancel}
+	in.addCallout(tok, cancel)
 	err := r.Call(ctx, name, query, func(status int, reply []byte) {
 		in.complete(tok, func(root uint32) {
 			if status == 0 && reply == nil {
@@ -297,8 +316,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 		})
 	})
 	if err != nil {
-		delete(in.callouts, tok)
-		cancel()
+		in.dropCallout(tok, in.callouts[tok])
 		in.logger.Warn("redis call refused", "cluster", name, "error", err)
 		return StatusBadArgument
 	}

@@ -307,10 +307,7 @@ func (in *Instance) retireRoot(id uint32) {
 	}
 	for tok, c := range in.callouts {
 		if c.root == id {
-			if c.cancel != nil {
-				c.cancel()
-			}
-			delete(in.callouts, tok)
+			in.dropCallout(tok, c)
 		}
 	}
 	if !in.dead.Load() {
@@ -403,10 +400,7 @@ func (in *Instance) close(ctx context.Context) {
 		}
 	}
 	for tok, c := range in.callouts {
-		if c.cancel != nil {
-			c.cancel()
-		}
-		delete(in.callouts, tok)
+		in.dropCallout(tok, c)
 	}
 	in.mu.Unlock()
 	_ = in.mod.Close(ctx)
