@@ -91,11 +91,11 @@ const smallBody = 64 << 10
 
 // proxyChain runs the request through the filter chain.
 func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.Request, st *Stream, gen *Generation, chain []FilterFactory) outcome {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	st.ctx = sctx
-	e := &exchange{srv: s, gen: gen, s: st, w: w, r: r, rc: http.NewResponseController(w),
-		reqEvents: make(chan bodyEvent, 1), upEvents: make(chan upEvent, 1)}
+	// The stream lives in the request's context, which net/http cancels
+	// when the handler returns: that ends the client reader and anything
+	// else tied to the stream.
+	st.ctx = ctx
+	e := &exchange{srv: s, gen: gen, s: st, w: w, r: r, rc: http.NewResponseController(w)}
 	d := newDriver(st, chain, s.logger)
 	e.d = d
 	d.reqSink = requestSink{e}
@@ -139,7 +139,8 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 		d.drain()
 	case !headerEOS:
 		e.reading = true
-		go e.readClient(sctx)
+		e.reqEvents = make(chan bodyEvent, 1)
+		go e.readClient(ctx)
 	}
 	for !e.finished && d.aborted == "" {
 		if ev := e.headEv; ev != nil {
@@ -176,7 +177,6 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 		d.drain()
 	}
 	e.stopUpstream()
-	cancel()
 	d.close()
 	d.finishFilters()
 	if d.aborted != "" {
@@ -197,13 +197,29 @@ func (s *Server) proxyChain(ctx context.Context, w http.ResponseWriter, r *http.
 	return e.out
 }
 
+// seq returns 0, 1, …, n-1. Callers must not modify it: short ones are
+// shared.
 func seq(n int) []int {
+	if n < len(seqs) {
+		return seqs[n]
+	}
 	out := make([]int, n)
 	for i := range out {
 		out[i] = i
 	}
 	return out
 }
+
+var seqs = func() (t [17][]int) {
+	all := make([]int, len(t))
+	for i := range all {
+		all[i] = i
+	}
+	for n := range t {
+		t[n] = all[:n:n]
+	}
+	return t
+}()
 
 // readSmall reads a whole body of known, small length.
 func readSmall(r *http.Request) bodyEvent {
@@ -402,11 +418,11 @@ func (e *exchange) startUpstream(body []byte, length int64) {
 		e.upTimer.start()
 	}
 	e.out.upStart = time.Now()
-	e.upDone = make(chan struct{})
 	if length >= 0 && e.d.quiet() {
 		e.awaitHead(c)
 		return
 	}
+	e.upEvents, e.upDone = make(chan upEvent, 1), make(chan struct{})
 	go e.roundTrip(e.upReq, c, st.override, e.upEvents, e.upDone)
 }
 
@@ -426,6 +442,7 @@ func (e *exchange) awaitHead(c *cluster.Cluster) {
 	}
 	ev, resp := e.head(e.upReq, c, e.s.override)
 	if resp != nil {
+		e.upEvents, e.upDone = make(chan upEvent, 1), make(chan struct{})
 		go e.pump(resp, e.upEvents, e.upDone)
 	}
 	e.headEv = &ev
