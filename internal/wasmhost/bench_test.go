@@ -104,6 +104,7 @@ func BenchmarkRequest(b *testing.B) {
 		{"bodyrewrite", []string{"go/bodyrewrite"}},
 		{"noop-x5", []string{"go/noop", "go/noop", "go/noop", "go/noop", "go/noop"}},
 		{"noop-no-loop-guard", []string{"go/noop"}},
+		{"c-addheader", []string{"c/addheader"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			wasm := ""
