@@ -6,15 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicegw/sluice/internal/app"
+	"github.com/sluicegw/sluice/internal/benchpair"
 	"github.com/sluicegw/sluice/internal/config"
 	"github.com/sluicegw/sluice/internal/wasmhost"
 	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
@@ -25,34 +23,15 @@ import (
 // wasm is extra spec.wasm settings.
 func benchGateway(b *testing.B, wasm string, plugins ...string) string {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}`)
-	}))
-	b.Cleanup(up.Close)
 	var yaml strings.Builder
-	fmt.Fprintf(&yaml, `apiVersion: sluice.dev/v1alpha1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  listeners: [{name: main, address: "127.0.0.1:0"}]
-  admin: {disabled: true}
-  accessLog: {path: "off"}
-  wasm: {%s}
----
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: up}
-spec:
-  endpoints: [{address: %q}]
----
+	yaml.WriteString(benchHead(b, wasm))
+	yaml.WriteString(`---
 apiVersion: sluice.dev/v1alpha1
 kind: Route
 metadata: {name: all}
 spec:
   cluster: up
-`, wasm, strings.TrimPrefix(up.URL, "http://"))
+`)
 	for i, p := range plugins {
 		fmt.Fprintf(&yaml, `---
 apiVersion: extensions.higress.io/v1alpha1
@@ -148,7 +127,6 @@ func BenchmarkRequest(b *testing.B) {
 //
 //	go test -run '^$' -bench ChainAdded -benchtime 5000x ./internal/wasmhost
 func BenchmarkChainAdded(b *testing.B) {
-	body := `{"model":"mock-gpt","messages":[{"role":"user","content":"hello bench"}]}`
 	for _, tc := range []struct {
 		name, wasm string
 		plugin     string
@@ -162,44 +140,7 @@ func BenchmarkChainAdded(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			url := pairGateway(b, tc.wasm, tc.plugin)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			do := func(path string) time.Duration {
-				start := time.Now()
-				resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				took := time.Since(start)
-				if resp.StatusCode != 200 {
-					b.Fatalf("%s: status %d", path, resp.StatusCode)
-				}
-				return took
-			}
-			for range 300 {
-				do("/plain/v1/chat/completions")
-				do("/with/v1/chat/completions")
-			}
-			var plain, with, added []time.Duration
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				// Alternate which goes first, so neither always follows
-				// the other.
-				var p, w time.Duration
-				if i%2 == 0 {
-					p = do("/plain/v1/chat/completions")
-					w = do("/with/v1/chat/completions")
-				} else {
-					w = do("/with/v1/chat/completions")
-					p = do("/plain/v1/chat/completions")
-				}
-				plain, with, added = append(plain, p), append(with, w), append(added, w-p)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(median(plain).Nanoseconds())/1e3, "none-p50-µs")
-			b.ReportMetric(float64(median(with).Nanoseconds())/1e3, "plugin-p50-µs")
-			b.ReportMetric(float64(median(added).Nanoseconds())/1e3, "added-µs")
+			benchpair.Run(b, url+"/plain/v1/chat/completions", url+"/with/v1/chat/completions", "plugin")
 		})
 	}
 }
@@ -209,13 +150,25 @@ func BenchmarkChainAdded(b *testing.B) {
 // and returns its URL.
 func pairGateway(b *testing.B, wasm, plugin string) string {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}`)
-	}))
-	b.Cleanup(up.Close)
-	yaml := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+	yaml := benchHead(b, wasm) + benchpair.Routes + fmt.Sprintf(`---
+apiVersion: extensions.higress.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: p}
+spec:
+  url: file://%s
+  defaultConfig: {from: "hello", to: "howdy"}
+  matchRules:
+    - ingress: [plain]
+      configDisable: true
+`, wasmtest.Path(b, plugin))
+	return startBench(b, yaml)
+}
+
+// benchHead starts an upstream answering a fixed chat completion and
+// returns the Gateway document (wasm is extra spec.wasm settings) and a
+// Cluster "up" for it.
+func benchHead(b *testing.B, wasm string) string {
+	return fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
 kind: Gateway
 metadata: {name: bench}
 spec:
@@ -229,38 +182,7 @@ kind: Cluster
 metadata: {name: up}
 spec:
   endpoints: [{address: %q}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: Route
-metadata: {name: plain}
-spec:
-  match: {path: {prefix: /plain/}}
-  cluster: up
----
-apiVersion: sluice.dev/v1alpha1
-kind: Route
-metadata: {name: with}
-spec:
-  match: {path: {prefix: /with/}}
-  cluster: up
----
-apiVersion: extensions.higress.io/v1alpha1
-kind: WasmPlugin
-metadata: {name: p}
-spec:
-  url: file://%s
-  defaultConfig: {from: "hello", to: "howdy"}
-  matchRules:
-    - ingress: [plain]
-      configDisable: true
-`, wasm, strings.TrimPrefix(up.URL, "http://"), wasmtest.Path(b, plugin))
-	return startBench(b, yaml)
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
+`, wasm, strings.TrimPrefix(benchpair.Upstream(b), "http://"))
 }
 
 // BenchmarkCompile measures compiling a Go plugin cold and from the on-disk
