@@ -37,12 +37,13 @@ type pendingCallout struct {
 
 // addCallout records a callout just started for the current root (and
 // stream, whose driver then expects its completion). Caller holds in.mu.
-func (in *Instance) addCallout(tok uint32, cancel context.CancelFunc) {
+func (in *Instance) addCallout(tok uint32, cancel context.CancelFunc) *pendingCallout {
 	pc := &pendingCallout{root: in.rootOf(), owner: in.effectiveStream(), cancel: cancel}
 	if pc.owner != nil {
 		pc.owner.h.Expect()
 	}
 	in.callouts[tok] = pc
+	return pc
 }
 
 // dropCallout forgets a callout that completed or was abandoned: it is
@@ -304,7 +305,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 		return StatusInvalidMemoryAccess
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in.addCallout(tok, cancel)
+	pc := in.addCallout(tok, cancel)
 	err := r.Call(ctx, name, query, func(status int, reply []byte) {
 		in.complete(tok, func(root uint32) {
 			if status == 0 && reply == nil {
@@ -316,7 +317,7 @@ func hcRedisCall(in *Instance, s []uint64) Status {
 		})
 	})
 	if err != nil {
-		in.dropCallout(tok, in.callouts[tok])
+		in.dropCallout(tok, pc)
 		in.logger.Warn("redis call refused", "cluster", name, "error", err)
 		return StatusBadArgument
 	}
