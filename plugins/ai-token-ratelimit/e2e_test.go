@@ -128,6 +128,25 @@ func (g *gateway) waitAccessLines(n int) {
 	})
 }
 
+// waitRedisReplies waits until the plugin has handled n Redis replies
+// (calls of proxy_on_redis_call_response). A charge is sent at the end of
+// the response and applied by the store some time later; once its reply
+// is handled the next check sees it.
+func (g *gateway) waitRedisReplies(n float64) {
+	g.t.Helper()
+	re := regexp.MustCompile(`(?m)^sluice_wasm_call_duration_seconds_count\{[^}]*\} (\S+)$`)
+	waitFor(g.t, fmt.Sprintf("%v handled Redis replies", n), func() bool {
+		for _, m := range re.FindAllStringSubmatch(g.metrics(), -1) {
+			if !strings.Contains(m[0], `plugin="`+pluginName+`"`) || !strings.Contains(m[0], `callback="redis_call_response"`) {
+				continue
+			}
+			v, err := strconv.ParseFloat(m[1], 64)
+			return err == nil && v >= n
+		}
+		return false
+	})
+}
+
 // waitFor polls cond until it holds or 5 s pass (the charge is sent at the
 // end of the response, after the client may already have read it).
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -164,8 +183,10 @@ func TestE2ELimitKicksInAtTheConfiguredNumber(t *testing.T) {
 				t.Fatalf("streamed request: %d %s", r.status, r.body)
 			}
 			// The charge is sent when the response ends, which the client
-			// may see first; the access log line is written after it.
+			// may see first, and lands in the store later still: wait for
+			// the replies to both requests' check and charge.
 			g.waitAccessLines(2)
+			g.waitRedisReplies(4)
 			rejected := g.post(chatBody, "x-mse-consumer", "alice")
 			if rejected.status != 429 || rejected.body != "Token budget exhausted" {
 				t.Errorf("rejection %d %q, want 429 %q", rejected.status, rejected.body, "Token budget exhausted")

@@ -199,6 +199,7 @@ func TestAIGatewayWithOpenAIClient(t *testing.T) {
 		used := int64(0)
 		for i := 1; ; i++ {
 			before := upstream.n.Load()
+			replies := redisReplies(g.metrics(), "ai-token-ratelimit")
 			c, err := trial.Chat.Completions.New(ctx, params)
 			if used >= limit {
 				var apiErr *sdk.Error
@@ -217,7 +218,12 @@ func TestAIGatewayWithOpenAIClient(t *testing.T) {
 				t.Fatalf("request %d after %d of %d tokens: %v", i, used, limit, err)
 			}
 			used += c.Usage.TotalTokens
+			// The charge lands in Redis after the response ended: wait
+			// until the plugin handled the replies to its check and charge.
 			g.waitAccess(lastID())
+			eventually(t, "the token charge to land", func() bool {
+				return redisReplies(g.metrics(), "ai-token-ratelimit") >= replies+2
+			})
 			if i > 50 {
 				t.Fatalf("no 429 after %d tokens", used)
 			}
@@ -294,4 +300,17 @@ func grep(text, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// redisReplies reads from metrics text how many Redis replies plugin has
+// handled (calls of proxy_on_redis_call_response).
+func redisReplies(metrics, plugin string) float64 {
+	re := regexp.MustCompile(`(?m)^sluice_wasm_call_duration_seconds_count\{[^}]*\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(metrics, -1) {
+		if strings.Contains(m[0], `plugin="`+plugin+`"`) && strings.Contains(m[0], `callback="redis_call_response"`) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			return v
+		}
+	}
+	return 0
 }
