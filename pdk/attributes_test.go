@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/sluicegw/sluice/internal/usagescan"
 	"github.com/sluicegw/sluice/pdk"
 	"github.com/sluicegw/sluice/pdk/pdktest"
 )
@@ -65,7 +66,47 @@ func TestTrackUsageAndWriteAILog(t *testing.T) {
 	h.CallOnResponseBody(id, []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"), false)
 	h.CallOnResponseBody(id, []byte("\"completion_tokens\":6}}\n\ndata: [DONE]\n\n"), true)
 	h.CompleteHttpContext(id)
+	if n := h.UsageScans(); n != 1 {
+		t.Errorf("the host scanned %d events for usage, want 1", n)
+	}
+	checkUsageLog(t, h)
+}
 
+// TestTrackUsageWithoutHostScan: a host that does not scan usage (here one
+// whose answer the kit cannot read) gives the same ai_log, the kit scanning
+// in the guest, and is asked once only.
+func TestTrackUsageWithoutHostScan(t *testing.T) {
+	pdk.ResetHostScan()
+	t.Cleanup(pdk.ResetHostScan)
+	h := pdktest.New(t, usageLogger.VMContext(), ``,
+		pdktest.WithProperty([]string{"ai_log"}, `{\"cache_status\":\"miss\",\"model\":\"from-cache-plugin\"}`),
+		pdktest.WithProperty([]string{"route_name"}, "chat"))
+	asked := 0
+	h.RegisterForeignFunction(usagescan.ForeignFunction, func([]byte) []byte {
+		asked++
+		return []byte{9}
+	})
+	if !h.Start() {
+		t.Fatal("configure failed")
+	}
+	for range 2 {
+		id := h.InitializeHttpContext()
+		h.CallOnRequestHeaders(id, pdktest.RequestHeaders("a.org", "/v1/chat/completions"), true)
+		h.CallOnResponseHeaders(id, pdktest.Headers(":status", "200", "content-type", "text/event-stream"), false)
+		h.CallOnResponseBody(id, []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"), false)
+		h.CallOnResponseBody(id, []byte("\"completion_tokens\":6}}\n\ndata: [DONE]\n\n"), true)
+		h.CompleteHttpContext(id)
+		checkUsageLog(t, h)
+	}
+	if asked != 1 {
+		t.Errorf("the kit asked the host %d times, want once", asked)
+	}
+}
+
+// checkUsageLog checks the ai_log and trace tag usageLogger wrote for the
+// response of TestTrackUsageAndWriteAILog.
+func checkUsageLog(t *testing.T, h *pdktest.Host) {
+	t.Helper()
 	raw, err := h.GetProperty([]string{"ai_log"})
 	if err != nil {
 		t.Fatal(err)

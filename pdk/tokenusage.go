@@ -3,9 +3,14 @@ package pdk
 import (
 	"bytes"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
+	"github.com/higress-group/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tidwall/gjson"
+
+	"github.com/sluicegw/sluice/internal/usagescan"
+	"github.com/sluicegw/sluice/pdk/internal/hostenv"
 )
 
 // This file is token-usage extraction from LLM responses — OpenAI (chat
@@ -51,8 +56,8 @@ type Usage struct {
 	CacheReadInputTokens     int64
 }
 
-// ExtractUsage reads, for each value, the first of these that exists
-// (gjson paths; the same order as wasm-go):
+// How ExtractUsage reads an event: for each value, the first of these
+// that exists (gjson paths; the same order as wasm-go):
 //
 //	model:          model, body.model, response.model, message.model, modelVersion
 //	input tokens:   usage.prompt_tokens, usage.input_tokens, response.usage.input_tokens,
@@ -70,249 +75,10 @@ type Usage struct {
 // cache_read_input_tokens, generated_images}. Rather than one gjson query
 // per path (each scanning the event from its start), the event is walked
 // once at the top level and then only inside the few objects named above
-// (usageScan), with the same results. The walk keeps raw value text
-// (members, jsonscan.go) and converts only the values it uses: in a Wasm
+// (usagescan.Fields), with the same results. The walk keeps raw value text
+// (usagescan.Members) and converts only the values it uses: in a Wasm
 // guest that costs a fraction of a gjson.ForEach with its closure and a
-// Result per member.
-
-// The fields usageScan keeps: one slot per (object, key) pair read.
-const (
-	fModel = iota
-	fBodyModel
-	fResponseModel
-	fMessageModel
-	fModelVersion
-
-	// usage.*
-	fUsagePromptTokens
-	fUsageInputTokens
-	fUsageCompletionTokens
-	fUsageOutputTokens
-	fUsageTotalTokens
-	fUsagePromptDetails
-	fUsageInputDetails
-	fUsageCompletionDetails
-	fUsageOutputDetails
-	fUsageCacheCreation
-	fUsageCacheRead
-	fUsageGeneratedImages
-
-	// response.usage.*
-	fRespInputTokens
-	fRespOutputTokens
-	fRespTotalTokens
-	fRespInputDetails
-	fRespOutputDetails
-
-	// usageMetadata.*
-	fMetaPromptTokens
-	fMetaCandidatesTokens
-	fMetaTotalTokens
-	fMetaPromptDetails
-	fMetaCandidatesDetails
-	fMetaCachedContent
-	fMetaToolUsePrompt
-	fMetaThoughts
-
-	// message.usage.*
-	fMsgInputTokens
-	fMsgOutputTokens
-
-	nUsageFields
-)
-
-// usageScan holds the raw JSON text of the values of one event that usage
-// extraction reads ("" when absent). It points into the event: copy what
-// outlives it.
-type usageScan [nUsageFields]string
-
-// set keeps the first occurrence of field f.
-func (s *usageScan) set(f int, v string) {
-	if s[f] == "" {
-		s[f] = v
-	}
-}
-
-// scan walks the top level of the event and the usage objects in it. A
-// key repeated in one object is read in every occurrence that is an
-// object, the first value found counting, as with gjson paths.
-func (s *usageScan) scan(event string) {
-	m, ok := newMembers(event)
-	if !ok {
-		return
-	}
-	for k, v, ok := m.next(); ok; k, v, ok = m.next() {
-		switch k {
-		case "model":
-			s.set(fModel, v)
-		case "modelVersion":
-			s.set(fModelVersion, v)
-		case "usage":
-			s.scanObject(v, usageKey)
-		case "usageMetadata":
-			s.scanObject(v, metaKey)
-		case "body":
-			if s[fBodyModel] == "" {
-				s.scanObject(v, bodyKey)
-			}
-		case "response":
-			s.scanObject(v, responseKey)
-		case "message":
-			s.scanObject(v, messageKey)
-		}
-	}
-}
-
-func bodyKey(k string) int {
-	if k == "model" {
-		return fBodyModel
-	}
-	return -1
-}
-
-func responseKey(k string) int {
-	switch k {
-	case "model":
-		return fResponseModel
-	case "usage":
-		return scanResponseUsage
-	}
-	return -1
-}
-
-func messageKey(k string) int {
-	switch k {
-	case "model":
-		return fMessageModel
-	case "usage":
-		return scanMessageUsage
-	}
-	return -1
-}
-
-// Pseudo-fields of scanObject: the value is an object to scan in turn.
-const (
-	scanResponseUsage = nUsageFields + iota
-	scanMessageUsage
-)
-
-// scanObject keeps the fields of obj that field maps to a slot (-1: not
-// read); obj is raw JSON, skipped unless an object.
-func (s *usageScan) scanObject(obj string, field func(key string) int) {
-	m, ok := newMembers(obj)
-	if !ok {
-		return
-	}
-	for k, v, ok := m.next(); ok; k, v, ok = m.next() {
-		switch f := field(k); f {
-		case -1:
-		case scanResponseUsage:
-			s.scanObject(v, responseUsageKey)
-		case scanMessageUsage:
-			s.scanObject(v, messageUsageKey)
-		default:
-			s.set(f, v)
-		}
-	}
-}
-
-func responseUsageKey(k string) int {
-	switch k {
-	case "input_tokens":
-		return fRespInputTokens
-	case "output_tokens":
-		return fRespOutputTokens
-	case "total_tokens":
-		return fRespTotalTokens
-	case "input_tokens_details":
-		return fRespInputDetails
-	case "output_tokens_details":
-		return fRespOutputDetails
-	}
-	return -1
-}
-
-func messageUsageKey(k string) int {
-	switch k {
-	case "input_tokens":
-		return fMsgInputTokens
-	case "output_tokens":
-		return fMsgOutputTokens
-	}
-	return -1
-}
-
-func usageKey(k string) int {
-	switch k {
-	case "prompt_tokens":
-		return fUsagePromptTokens
-	case "input_tokens":
-		return fUsageInputTokens
-	case "completion_tokens":
-		return fUsageCompletionTokens
-	case "output_tokens":
-		return fUsageOutputTokens
-	case "total_tokens":
-		return fUsageTotalTokens
-	case "prompt_tokens_details":
-		return fUsagePromptDetails
-	case "input_tokens_details":
-		return fUsageInputDetails
-	case "completion_tokens_details":
-		return fUsageCompletionDetails
-	case "output_tokens_details":
-		return fUsageOutputDetails
-	case "cache_creation_input_tokens":
-		return fUsageCacheCreation
-	case "cache_read_input_tokens":
-		return fUsageCacheRead
-	case "generated_images":
-		return fUsageGeneratedImages
-	}
-	return -1
-}
-
-func metaKey(k string) int {
-	switch k {
-	case "promptTokenCount":
-		return fMetaPromptTokens
-	case "candidatesTokenCount":
-		return fMetaCandidatesTokens
-	case "totalTokenCount":
-		return fMetaTotalTokens
-	case "promptTokensDetails":
-		return fMetaPromptDetails
-	case "candidatesTokensDetails":
-		return fMetaCandidatesDetails
-	case "cachedContentTokenCount":
-		return fMetaCachedContent
-	case "toolUsePromptTokenCount":
-		return fMetaToolUsePrompt
-	case "thoughtsTokenCount":
-		return fMetaThoughts
-	}
-	return -1
-}
-
-// The fields tried for each value, first existing one wins.
-var (
-	modelFields        = [...]int{fModel, fBodyModel, fResponseModel, fMessageModel, fModelVersion}
-	inputFields        = [...]int{fUsagePromptTokens, fUsageInputTokens, fRespInputTokens, fMetaPromptTokens, fMsgInputTokens}
-	outputFields       = [...]int{fUsageCompletionTokens, fUsageOutputTokens, fRespOutputTokens, fMetaCandidatesTokens, fMsgOutputTokens}
-	totalFields        = [...]int{fUsageTotalTokens, fRespTotalTokens, fMetaTotalTokens}
-	inputDetailFields  = [...]int{fUsagePromptDetails, fRespInputDetails, fUsageInputDetails, fMetaPromptDetails}
-	outputDetailFields = [...]int{fUsageCompletionDetails, fRespOutputDetails, fUsageOutputDetails, fMetaCandidatesDetails}
-)
-
-// first returns the raw text of the first of fields that exists.
-func (s *usageScan) first(fields []int) (string, bool) {
-	for _, f := range fields {
-		if s[f] != "" {
-			return s[f], true
-		}
-	}
-	return "", false
-}
+// Result per member. On Sluice the walk runs in the host (scanUsage).
 
 // rawString is gjson's String of a raw JSON value: the text of a string,
 // the raw text of anything else but null.
@@ -366,6 +132,26 @@ var (
 // the string is in use.
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// noHostScan is set once the host failed to scan an event for the kit
+// (not Sluice, or an answer this kit cannot read): the kit stops asking.
+var noHostScan atomic.Bool
+
+// scanUsage fills s with the usage values of event, scanned by the host
+// when it offers the scan and by the guest otherwise. The host's answer
+// is the same scan run natively; a guest in Wasm spends tens of
+// microseconds per response on it with cold caches (docs/benchmarks.md).
+func scanUsage(event []byte, s *usagescan.Fields) {
+	if hostenv.ScanUsage && !noHostScan.Load() {
+		ret, err := proxywasm.CallForeignFunction(usagescan.ForeignFunction, event)
+		if err == nil && usagescan.Decode(bytesString(ret), s) {
+			return
+		}
+		noHostScan.Store(true)
+		*s = usagescan.Fields{}
+	}
+	s.Scan(bytesString(event))
+}
+
 // ExtractUsage reads the usage in one event. prev is what earlier events
 // of the same response reported: its model (unless empty or "unknown") and
 // its non-zero token counts fill what this event lacks (Anthropic streams
@@ -376,9 +162,9 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 	if !HasUsage(event) {
 		return prev, false
 	}
-	var s usageScan
-	s.scan(bytesString(event))
-	switch r, found := s.first(modelFields[:]); {
+	var s usagescan.Fields
+	scanUsage(event, &s)
+	switch r, found := s.First(usagescan.ModelFields[:]); {
 	case found:
 		u.Model = strings.Clone(rawString(r))
 	case prev.Model != "" && prev.Model != ModelUnknown:
@@ -388,48 +174,48 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 	default:
 		u.Model = ModelUnknown
 	}
-	if r, found := s.first(inputFields[:]); found {
+	if r, found := s.First(usagescan.InputFields[:]); found {
 		u.InputTokens = rawInt(r)
 	} else if prev.InputTokens > 0 {
 		u.InputTokens = prev.InputTokens
 	}
-	if r, found := s.first(outputFields[:]); found {
+	if r, found := s.First(usagescan.OutputFields[:]); found {
 		u.OutputTokens = rawInt(r)
 	} else if prev.OutputTokens > 0 {
 		u.OutputTokens = prev.OutputTokens
 	}
 
 	u.InputTokenDetails = map[string]int64{}
-	if r, found := s.first(inputDetailFields[:]); found && isObject(r) {
+	if r, found := s.First(usagescan.InputDetailFields[:]); found && isObject(r) {
 		addDetails(u.InputTokenDetails, r)
 	}
-	if r := s[fMetaCachedContent]; r != "" {
+	if r := s[usagescan.MetaCachedContent]; r != "" {
 		u.InputTokenDetails["cached_content_token_count"] = rawInt(r)
 	}
-	if r := s[fMetaToolUsePrompt]; r != "" {
+	if r := s[usagescan.MetaToolUsePrompt]; r != "" {
 		u.InputTokenDetails["tool_use_prompt_token_count"] = rawInt(r)
 	}
-	if r := s[fUsageCacheCreation]; r != "" {
+	if r := s[usagescan.UsageCacheCreation]; r != "" {
 		u.CacheCreationInputTokens = rawInt(r)
 		u.InputTokenDetails["cache_creation_input_tokens"] = rawInt(r)
 	}
-	if r := s[fUsageCacheRead]; r != "" {
+	if r := s[usagescan.UsageCacheRead]; r != "" {
 		u.CacheReadInputTokens = rawInt(r)
 		u.InputTokenDetails["cache_read_input_tokens"] = rawInt(r)
 	}
 
 	u.OutputTokenDetails = map[string]int64{}
-	if r, found := s.first(outputDetailFields[:]); found && isObject(r) {
+	if r, found := s.First(usagescan.OutputDetailFields[:]); found && isObject(r) {
 		addDetails(u.OutputTokenDetails, r)
 	}
-	if r := s[fMetaThoughts]; r != "" {
+	if r := s[usagescan.MetaThoughts]; r != "" {
 		u.OutputTokenDetails["thoughts_token_count"] = rawInt(r)
 	}
-	if r := s[fUsageGeneratedImages]; r != "" {
+	if r := s[usagescan.UsageGeneratedImages]; r != "" {
 		u.OutputTokenDetails["generated_images"] = rawInt(r)
 	}
 
-	if r, found := s.first(totalFields[:]); found {
+	if r, found := s.First(usagescan.TotalFields[:]); found {
 		u.TotalTokens = rawInt(r)
 	} else {
 		u.TotalTokens = u.InputTokens + u.OutputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
@@ -439,8 +225,8 @@ func ExtractUsage(event []byte, prev Usage, requestModel string) (u Usage, ok bo
 
 // addDetails copies a details object's counters into m.
 func addDetails(m map[string]int64, obj string) {
-	it, _ := newMembers(obj)
-	for k, v, ok := it.next(); ok; k, v, ok = it.next() {
+	it, _ := usagescan.NewMembers(obj)
+	for k, v, ok := it.Next(); ok; k, v, ok = it.Next() {
 		m[detailKey(k)] = rawInt(v)
 	}
 }

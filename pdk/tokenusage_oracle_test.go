@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluicegw/sluice/internal/usagescan"
 )
 
 // The gjson-based usage extraction that members replaced, kept as the
 // oracle of FuzzExtractUsageMatchesOracle.
 
-type oUsageScan [nUsageFields]gjson.Result
+type oUsageScan [usagescan.NumFields]gjson.Result
 
 // set keeps the first occurrence of field f.
 func (s *oUsageScan) set(f int, v gjson.Result) {
@@ -31,24 +33,24 @@ func (s *oUsageScan) scan(event string) {
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
-			s.set(fModel, v)
+			s.set(usagescan.Model, v)
 		case "modelVersion":
-			s.set(fModelVersion, v)
+			s.set(usagescan.ModelVersion, v)
 		case "usage":
-			s.scanObject(v, usageKey)
+			s.scanObject(v, usagescan.UsageKey)
 		case "usageMetadata":
-			s.scanObject(v, metaKey)
+			s.scanObject(v, usagescan.MetaKey)
 		case "body":
-			if v.IsObject() && !s[fBodyModel].Exists() {
-				s[fBodyModel] = v.Get("model")
+			if v.IsObject() && !s[usagescan.BodyModel].Exists() {
+				s[usagescan.BodyModel] = v.Get("model")
 			}
 		case "response":
 			s.scanObject(v, func(k string) int {
 				switch k {
 				case "model":
-					return fResponseModel
+					return usagescan.ResponseModel
 				case "usage":
-					return scanResponseUsage
+					return usagescan.ScanResponseUsage
 				}
 				return -1
 			})
@@ -56,9 +58,9 @@ func (s *oUsageScan) scan(event string) {
 			s.scanObject(v, func(k string) int {
 				switch k {
 				case "model":
-					return fMessageModel
+					return usagescan.MessageModel
 				case "usage":
-					return scanMessageUsage
+					return usagescan.ScanMessageUsage
 				}
 				return -1
 			})
@@ -76,10 +78,10 @@ func (s *oUsageScan) scanObject(obj gjson.Result, field func(key string) int) {
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch f := field(k.Str); f {
 		case -1:
-		case scanResponseUsage:
-			s.scanObject(v, responseUsageKey)
-		case scanMessageUsage:
-			s.scanObject(v, messageUsageKey)
+		case usagescan.ScanResponseUsage:
+			s.scanObject(v, usagescan.ResponseUsageKey)
+		case usagescan.ScanMessageUsage:
+			s.scanObject(v, usagescan.MessageUsageKey)
 		default:
 			s.set(f, v)
 		}
@@ -103,7 +105,7 @@ func oracleExtractUsage(event []byte, prev Usage, requestModel string) (u Usage,
 	}
 	var s oUsageScan
 	s.scan(bytesString(event))
-	switch r, found := s.first(modelFields[:]); {
+	switch r, found := s.first(usagescan.ModelFields[:]); {
 	case found:
 		u.Model = strings.Clone(r.String())
 	case prev.Model != "" && prev.Model != ModelUnknown:
@@ -113,48 +115,48 @@ func oracleExtractUsage(event []byte, prev Usage, requestModel string) (u Usage,
 	default:
 		u.Model = ModelUnknown
 	}
-	if r, found := s.first(inputFields[:]); found {
+	if r, found := s.first(usagescan.InputFields[:]); found {
 		u.InputTokens = r.Int()
 	} else if prev.InputTokens > 0 {
 		u.InputTokens = prev.InputTokens
 	}
-	if r, found := s.first(outputFields[:]); found {
+	if r, found := s.first(usagescan.OutputFields[:]); found {
 		u.OutputTokens = r.Int()
 	} else if prev.OutputTokens > 0 {
 		u.OutputTokens = prev.OutputTokens
 	}
 
 	u.InputTokenDetails = map[string]int64{}
-	if r, found := s.first(inputDetailFields[:]); found && r.IsObject() {
+	if r, found := s.first(usagescan.InputDetailFields[:]); found && r.IsObject() {
 		oAddDetails(u.InputTokenDetails, r)
 	}
-	if r := s[fMetaCachedContent]; r.Exists() {
+	if r := s[usagescan.MetaCachedContent]; r.Exists() {
 		u.InputTokenDetails["cached_content_token_count"] = r.Int()
 	}
-	if r := s[fMetaToolUsePrompt]; r.Exists() {
+	if r := s[usagescan.MetaToolUsePrompt]; r.Exists() {
 		u.InputTokenDetails["tool_use_prompt_token_count"] = r.Int()
 	}
-	if r := s[fUsageCacheCreation]; r.Exists() {
+	if r := s[usagescan.UsageCacheCreation]; r.Exists() {
 		u.CacheCreationInputTokens = r.Int()
 		u.InputTokenDetails["cache_creation_input_tokens"] = r.Int()
 	}
-	if r := s[fUsageCacheRead]; r.Exists() {
+	if r := s[usagescan.UsageCacheRead]; r.Exists() {
 		u.CacheReadInputTokens = r.Int()
 		u.InputTokenDetails["cache_read_input_tokens"] = r.Int()
 	}
 
 	u.OutputTokenDetails = map[string]int64{}
-	if r, found := s.first(outputDetailFields[:]); found && r.IsObject() {
+	if r, found := s.first(usagescan.OutputDetailFields[:]); found && r.IsObject() {
 		oAddDetails(u.OutputTokenDetails, r)
 	}
-	if r := s[fMetaThoughts]; r.Exists() {
+	if r := s[usagescan.MetaThoughts]; r.Exists() {
 		u.OutputTokenDetails["thoughts_token_count"] = r.Int()
 	}
-	if r := s[fUsageGeneratedImages]; r.Exists() {
+	if r := s[usagescan.UsageGeneratedImages]; r.Exists() {
 		u.OutputTokenDetails["generated_images"] = r.Int()
 	}
 
-	if r, found := s.first(totalFields[:]); found {
+	if r, found := s.first(usagescan.TotalFields[:]); found {
 		u.TotalTokens = r.Int()
 	} else {
 		u.TotalTokens = u.InputTokens + u.OutputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens

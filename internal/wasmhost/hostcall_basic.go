@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"time"
+	"unsafe"
 
 	"github.com/sluicegw/sluice/internal/gateway"
+	"github.com/sluicegw/sluice/internal/usagescan"
 )
 
 func (in *Instance) hostLevel() int {
@@ -149,6 +151,21 @@ func hcCallForeignFunction(in *Instance, s []uint64) Status {
 	name, ok := in.readString(u32(s[0]), u32(s[1]))
 	if !ok {
 		return StatusInvalidMemoryAccess
+	}
+	if name == usagescan.ForeignFunction {
+		// Scanned in place: the view of guest memory is used up before
+		// returnBytes calls the guest's allocator.
+		event, ok := in.read(u32(s[2]), u32(s[3]))
+		if !ok {
+			return StatusInvalidMemoryAccess
+		}
+		var f usagescan.Fields
+		f.Scan(unsafe.String(unsafe.SliceData(event), len(event)))
+		ret := usagescan.Append(nil, &f)
+		if u32(s[4]) == 0 {
+			return StatusOK
+		}
+		return in.returnBytes(ret, u32(s[4]), u32(s[5]))
 	}
 	args, ok := in.readCopy(u32(s[2]), u32(s[3]))
 	if !ok {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicegw/sluice/internal/usagescan"
 )
 
 // The hostcall boundary against wild guest pointers: a hand-assembled
@@ -174,6 +176,8 @@ const (
 	bProp   = 300  // "plugin_name"
 	bFFI    = 400  // "get_log_level"
 	bQueue  = 500  // "queue"
+	bScan   = 600  // "sluice_scan_token_usage" (usagescan.ForeignFunction)
+	bEvent  = 700  // boundsEvent
 	bOut    = 1000 // scratch for results: 1000, 1004, 1008
 	bWild   = 0xffffffff
 	bNear   = 65530 // 6 bytes before the end of the one page
@@ -183,12 +187,16 @@ const (
 
 func boundsMemory(tb testing.TB, in *Instance) {
 	tb.Helper()
-	for off, s := range map[uint32]string{bKey: "x-key", bVal: "value", bProp: "plugin_name", bFFI: "get_log_level", bQueue: "queue"} {
+	for off, s := range map[uint32]string{bKey: "x-key", bVal: "value", bProp: "plugin_name", bFFI: "get_log_level", bQueue: "queue",
+		bScan: usagescan.ForeignFunction, bEvent: boundsEvent} {
 		if !in.mem.Write(off, []byte(s)) {
 			tb.Fatal("memory setup")
 		}
 	}
 }
+
+// boundsEvent is a response event with usage, at bEvent.
+const boundsEvent = `{"model":"m1","usage":{"prompt_tokens":3,"completion_tokens":4}}`
 
 func neg1() uint64 { return uint64(uint32(0xffffffff)) }
 
@@ -291,6 +299,10 @@ func TestHostcallBounds(t *testing.T) {
 		{"proxy_call_foreign_function", []uint64{bFFI, 13, bWild, 5, bOut, bOut + 4}},
 		{"proxy_call_foreign_function", []uint64{bFFI, 13, 0, 0, bWild, bOut + 4}},
 		{"proxy_call_foreign_function", []uint64{bFFI, 13, 0, 0, bOut, bWild}},
+		{"proxy_call_foreign_function", []uint64{bScan, 23, bWild, 5, bOut, bOut + 4}},
+		{"proxy_call_foreign_function", []uint64{bScan, 23, bNear, bPast, bOut, bOut + 4}},
+		{"proxy_call_foreign_function", []uint64{bScan, 23, bEvent, uint64(len(boundsEvent)), bWild, bOut + 4}},
+		{"proxy_call_foreign_function", []uint64{bScan, 23, bEvent, uint64(len(boundsEvent)), bOut, bWild}},
 		{"proxy_inject_encoded_data_to_filter_chain", []uint64{bWild, 5, 1}},
 		{"proxy_set_upstream_override_host", []uint64{bWild, 5}},
 	}
@@ -316,6 +328,21 @@ func TestHostcallBounds(t *testing.T) {
 		t.Errorf("get_property returned ptr %d, want 1024 (the allocator's)", p)
 	} else if v, _ := in.mem.Read(1024, 6); string(v) != "bounds" {
 		t.Errorf("get_property wrote %q, want the plugin name", v)
+	}
+	// Sluice's usage scan answers the event's usage values (usagescan's
+	// encoding) in memory from the guest's allocator.
+	boundsSetAlloc(t, in, 2048)
+	if st := boundsCall(t, in, "proxy_call_foreign_function", bScan, 23, bEvent, uint64(len(boundsEvent)), bOut, bOut+4); st != StatusOK {
+		t.Errorf("usage scan with valid pointers = %d, want 0", st)
+	} else {
+		p, _ := in.mem.ReadUint32Le(bOut)
+		n, _ := in.mem.ReadUint32Le(bOut + 4)
+		b, _ := in.mem.Read(p, n)
+		var got, want usagescan.Fields
+		want.Scan(boundsEvent)
+		if p != 2048 || !usagescan.Decode(string(b), &got) || got != want {
+			t.Errorf("usage scan answered %q at %d, want the encoding of %q at 2048", b, p, want)
+		}
 	}
 	// Hostcalls without pointer arguments, or that need a stream before
 	// touching memory (answering NOT_FOUND/BAD_ARGUMENT here), are left to

@@ -4,7 +4,9 @@
 // SDK's proxytest host emulator. It adds what the emulator lacks for the
 // kit: it answers the get_log_level foreign function (the emulator ends the
 // process on a foreign function nobody registered) and counts the queries,
-// and it cleans the emulator's global state when the test ends.
+// it scans token usage for the kit as Sluice does (sluice_scan_token_usage,
+// so a native test runs the same path as the plugin in Sluice), and it
+// cleans the emulator's global state when the test ends.
 //
 // It builds natively only (proxytest has no wasm build). The emulator is
 // global state: tests using it must not run in parallel.
@@ -18,6 +20,7 @@ import (
 	"github.com/higress-group/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/higress-group/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/sluicegw/sluice/internal/usagescan"
 	"github.com/sluicegw/sluice/pdk"
 	"github.com/sluicegw/sluice/pdk/internal/hostenv"
 )
@@ -27,6 +30,7 @@ type Host struct {
 	proxytest.HostEmulator
 	level   pdk.LogLevel
 	queries int
+	scans   int
 }
 
 // Option configures New.
@@ -70,8 +74,14 @@ func New(t testing.TB, vm types.VMContext, config string, opts ...Option) *Host 
 		h.queries++
 		return binary.LittleEndian.AppendUint32(nil, uint32(h.level))
 	})
-	prev := hostenv.QueryLogLevel
-	hostenv.QueryLogLevel = true
+	emu.RegisterForeignFunction(usagescan.ForeignFunction, func(event []byte) []byte {
+		h.scans++
+		var f usagescan.Fields
+		f.Scan(string(event))
+		return usagescan.Append(nil, &f)
+	})
+	prev, prevScan := hostenv.QueryLogLevel, hostenv.ScanUsage
+	hostenv.QueryLogLevel, hostenv.ScanUsage = true, true
 	done := false
 	end := func() {
 		if done {
@@ -79,7 +89,7 @@ func New(t testing.TB, vm types.VMContext, config string, opts ...Option) *Host 
 		}
 		done = true
 		active = nil
-		hostenv.QueryLogLevel = prev
+		hostenv.QueryLogLevel, hostenv.ScanUsage = prev, prevScan
 		reset()
 	}
 	active = end
@@ -101,6 +111,10 @@ func (h *Host) SetLogLevel(l pdk.LogLevel) { h.level = l }
 
 // LogLevelQueries returns how often the plugin asked for the log level.
 func (h *Host) LogLevelQueries() int { return h.queries }
+
+// UsageScans returns how many times the plugin asked the host to scan an
+// event for token usage.
+func (h *Host) UsageScans() int { return h.scans }
 
 // Logs returns every log line the plugin wrote at level or above, in level
 // order (the emulator keeps one list per level).

@@ -11,3 +11,10 @@ import "runtime"
 // function nobody registered, so the kit assumes the trace level instead.
 // pdktest registers get_log_level and turns it on.
 var QueryLogLevel = runtime.GOARCH == "wasm"
+
+// ScanUsage says whether usage extraction may ask the host to scan an
+// event (Sluice's foreign function sluice_scan_token_usage). It is true in
+// wasm builds, where a host without the function answers NotFound.
+// Natively it starts false for the reason above; pdktest registers the
+// function and turns it on.
+var ScanUsage = runtime.GOARCH == "wasm"

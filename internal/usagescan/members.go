@@ -1,31 +1,31 @@
-package pdk
+package usagescan
 
 import "github.com/tidwall/gjson"
 
-// members walks the members of one JSON object without building values:
+// Members walks the members of one JSON object without building values:
 // each step returns a member's key (unescaped) and its value's raw text.
 // It stops at the end of the object or at anything malformed. Usage
 // extraction runs it on every response a usage-reading plugin sees, in
 // a Wasm guest where a gjson.ForEach with its closure and Result per
 // member costs several times more.
-type members struct {
+type Members struct {
 	s string
 	i int
 }
 
-// newMembers starts at raw, which must be an object ('{' after optional
+// NewMembers starts at raw, which must be an object ('{' after optional
 // white space); ok is false otherwise.
-func newMembers(raw string) (m members, ok bool) {
+func NewMembers(raw string) (m Members, ok bool) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return members{}, false
+		return Members{}, false
 	}
-	return members{s: raw, i: i + 1}, true
+	return Members{s: raw, i: i + 1}, true
 }
 
-// next returns the next member; ok is false at the end or on malformed
+// Next returns the next member; ok is false at the end or on malformed
 // input.
-func (m *members) next() (key, value string, ok bool) {
+func (m *Members) Next() (key, value string, ok bool) {
 	s := m.s
 	i := skipSpace(s, m.i)
 	if i < len(s) && s[i] == ',' {
