@@ -3,6 +3,12 @@
 // Proxy-Wasm 0.2.0/0.2.1 and Higress's 0.2.100 additions, and bridges each
 // plugin into the gateway's filter chain (gateway.Filter).
 //
+// Foreign functions (proxy_call_foreign_function): Higress's get_log_level,
+// inject_encoded_data_to_filter_chain and its _on_header variant, Envoy's
+// set_global_max_requests_per_io_cycle (accepted, no effect), and Sluice's
+// own sluice_scan_token_usage (internal/usagescan), which the plugin kit
+// uses when present. Any other name answers NOT_FOUND.
+//
 // The authoritative behaviour is shared/spec/host.md. The package owns guest
 // memory, context bookkeeping, callouts and shared state between instances.
 // It must not parse configuration files, fetch modules or decide plugin
