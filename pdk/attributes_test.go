@@ -60,12 +60,7 @@ func TestTrackUsageAndWriteAILog(t *testing.T) {
 	if !h.Start() {
 		t.Fatal("configure failed")
 	}
-	id := h.InitializeHttpContext()
-	h.CallOnRequestHeaders(id, pdktest.RequestHeaders("a.org", "/v1/chat/completions"), true)
-	h.CallOnResponseHeaders(id, pdktest.Headers(":status", "200", "content-type", "text/event-stream"), false)
-	h.CallOnResponseBody(id, []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"), false)
-	h.CallOnResponseBody(id, []byte("\"completion_tokens\":6}}\n\ndata: [DONE]\n\n"), true)
-	h.CompleteHttpContext(id)
+	streamUsage(h)
 	if n := h.UsageScans(); n != 1 {
 		t.Errorf("the host scanned %d events for usage, want 1", n)
 	}
@@ -90,17 +85,23 @@ func TestTrackUsageWithoutHostScan(t *testing.T) {
 		t.Fatal("configure failed")
 	}
 	for range 2 {
-		id := h.InitializeHttpContext()
-		h.CallOnRequestHeaders(id, pdktest.RequestHeaders("a.org", "/v1/chat/completions"), true)
-		h.CallOnResponseHeaders(id, pdktest.Headers(":status", "200", "content-type", "text/event-stream"), false)
-		h.CallOnResponseBody(id, []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"), false)
-		h.CallOnResponseBody(id, []byte("\"completion_tokens\":6}}\n\ndata: [DONE]\n\n"), true)
-		h.CompleteHttpContext(id)
+		streamUsage(h)
 		checkUsageLog(t, h)
 	}
 	if asked != 1 {
 		t.Errorf("the kit asked the host %d times, want once", asked)
 	}
+}
+
+// streamUsage runs one streamed chat completion through usageLogger, its
+// usage event split across two chunks.
+func streamUsage(h *pdktest.Host) {
+	id := h.InitializeHttpContext()
+	h.CallOnRequestHeaders(id, pdktest.RequestHeaders("a.org", "/v1/chat/completions"), true)
+	h.CallOnResponseHeaders(id, pdktest.Headers(":status", "200", "content-type", "text/event-stream"), false)
+	h.CallOnResponseBody(id, []byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"), false)
+	h.CallOnResponseBody(id, []byte("\"completion_tokens\":6}}\n\ndata: [DONE]\n\n"), true)
+	h.CompleteHttpContext(id)
 }
 
 // checkUsageLog checks the ai_log and trace tag usageLogger wrote for the
