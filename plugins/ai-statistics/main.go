@@ -292,6 +292,7 @@ var plugin = pdk.Plugin[*config]{
 	OnResponseHeaders:       onResponseHeaders,
 	OnResponseBody:          onResponseBody,
 	OnStreamingResponseBody: onStreamingResponseBody,
+	OnStreamDone:            onStreamDone,
 }
 
 func init() { pdk.Register(&plugin) }
@@ -309,6 +310,10 @@ type request struct {
 	streamBuf  []byte
 	chatIDSet  bool
 	typeSet    bool
+	// logPending: attributes changed since ai_log was last written. The
+	// request phase and usage updates mid-stream only mark it; ai_log is
+	// written at the end of the response, or when the stream ends.
+	logPending bool
 }
 
 const stateKey = "ai-statistics"
@@ -390,7 +395,8 @@ func sessionID(ctx *pdk.Context, cfg *config) string {
 }
 
 func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
-	if state(ctx).skip {
+	st := state(ctx)
+	if st.skip {
 		return pdk.Continue
 	}
 	if cfg.needReqBody && len(body) > 0 {
@@ -406,7 +412,7 @@ func onRequestBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 	ctx.SetValue(pdk.ValueRequestModel, model)
 	_ = ctx.SetTraceTag(spanRequestModel, model)
 	ctx.SetAttribute(attrChatRound, round)
-	writeLog(ctx)
+	st.logPending = true
 	return pdk.Continue
 }
 
@@ -520,14 +526,14 @@ func onStreamingResponseBody(ctx *pdk.Context, cfg *config, chunk []byte, eos bo
 	if !cfg.DisableOpenAIUsage {
 		if u, changed := ctx.TrackUsage(chunk, eos); changed && u.TotalTokens > 0 {
 			usageSpanTags(ctx, u)
-			writeLog(ctx)
+			st.logPending = true
 		}
 	}
 	if eos {
 		ctx.SetAttribute(attrServiceDuration, now().Sub(st.start).Milliseconds())
 		evaluate(ctx, cfg, sourceResponseStreams, st.streamBuf)
 		st.streamBuf = nil
-		writeLog(ctx)
+		writeLog(ctx, st)
 		writeMetrics(ctx, cfg, st)
 	}
 	return chunk
@@ -553,9 +559,18 @@ func onResponseBody(ctx *pdk.Context, cfg *config, body []byte) pdk.Action {
 		}
 	}
 	evaluate(ctx, cfg, sourceResponseBody, body)
-	writeLog(ctx)
+	writeLog(ctx, st)
 	writeMetrics(ctx, cfg, st)
 	return pdk.Continue
+}
+
+// onStreamDone writes ai_log when the response did not (no response body
+// reached this plugin, or the stream ended early), so that the access log
+// still gets the request's attributes and any usage seen.
+func onStreamDone(ctx *pdk.Context, _ *config) {
+	if st := state(ctx); !st.skip && st.logPending {
+		writeLog(ctx, st)
+	}
 }
 
 var chatIDPaths = []string{"id", "response.id", "responseId", "message.id"}
@@ -577,7 +592,8 @@ func usageSpanTags(ctx *pdk.Context, u pdk.Usage) {
 }
 
 // writeLog merges the attributes into ai_log, with a debug dump first.
-func writeLog(ctx *pdk.Context) {
+func writeLog(ctx *pdk.Context, st *request) {
+	st.logPending = false
 	if l := ctx.Log(); l.Enabled(pdk.LevelDebug) {
 		b, _ := json.Marshal(ctx.Attributes())
 		l.Debugf("[ai_log] attributes to be written: %s", b)

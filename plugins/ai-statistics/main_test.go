@@ -641,6 +641,60 @@ func TestDebugDump(t *testing.T) {
 	}
 }
 
+// dumps counts the debug dumps of ai_log writes.
+func dumps(h *pdktest.Host) int {
+	return strings.Count(strings.Join(h.GetDebugLogs(), "\n"), "[ai_log] attributes to be written:")
+}
+
+// TestAILogWrittenOncePerResponse: the request phase and usage seen
+// mid-stream only mark ai_log for writing; it is merged once, at the end
+// of the response (Higress merges at each of those points; the README lists
+// the difference).
+func TestAILogWrittenOncePerResponse(t *testing.T) {
+	h := start(t, `{}`, pdktest.WithLogLevel(pdk.LevelDebug))
+	run(t, h, exchange{reqBody: chatRequest, chunks: []string{chatResponse}})
+	if n := dumps(h); n != 1 {
+		t.Errorf("chat: ai_log written %d times, want once", n)
+	}
+	if log := aiLog(t, h); log["chat_round"] != 2.0 || log["total_token"] != 13.0 {
+		t.Errorf("chat: ai_log %v", log)
+	}
+
+	h = start(t, `{}`, pdktest.WithLogLevel(pdk.LevelDebug))
+	run(t, h, exchange{reqBody: chatRequest, contentType: "text/event-stream", chunks: []string{
+		"data: {\"choices\":[{\"delta\":{\"content\":\"Paris\"}}]}\n\n",
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":8,\"total_tokens\":13}}\n\n",
+		"data: [DONE]\n\n",
+	}})
+	if n := dumps(h); n != 1 {
+		t.Errorf("stream: ai_log written %d times, want once", n)
+	}
+	if log := aiLog(t, h); log["chat_round"] != 2.0 || log["total_token"] != 13.0 || log["response_type"] != "stream" {
+		t.Errorf("stream: ai_log %v", log)
+	}
+}
+
+// TestAILogWrittenAtStreamDone: a stream that ends before its response body
+// reached the plugin (here: reset after the response headers) still leaves
+// the request's attributes in ai_log, written when the stream is done.
+func TestAILogWrittenAtStreamDone(t *testing.T) {
+	h := start(t, `{}`, pdktest.WithLogLevel(pdk.LevelDebug))
+	id := h.InitializeHttpContext()
+	h.CallOnRequestHeaders(id, pdktest.RequestHeaders("api.example.com", "/v1/chat/completions"), false)
+	h.CallOnRequestBody(id, []byte(chatRequest), true)
+	if n := dumps(h); n != 0 {
+		t.Errorf("ai_log written %d times during the request phase, want 0", n)
+	}
+	h.CallOnResponseHeaders(id, pdktest.Headers(":status", "200", "content-type", "text/event-stream"), false)
+	h.CompleteHttpContext(id)
+	if n := dumps(h); n != 1 {
+		t.Errorf("ai_log written %d times, want once (at stream done)", n)
+	}
+	if log := aiLog(t, h); log["chat_round"] != 2.0 || log["api"] != "-" {
+		t.Errorf("ai_log %v", log)
+	}
+}
+
 // FuzzStreamedAttributes feeds arbitrary stream text to the streamed
 // attribute evaluation: it must never panic, and a built-in answer is
 // always a string.
