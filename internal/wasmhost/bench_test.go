@@ -168,9 +168,15 @@ spec:
 // returns the Gateway document (wasm is extra spec.wasm settings) and a
 // Cluster "up" for it.
 func benchHead(b *testing.B, wasm string) string {
+	return gatewayYAML(strings.TrimPrefix(benchpair.Upstream(b), "http://"), wasm)
+}
+
+// gatewayYAML is a test gateway (one listener on a free port, no admin, no
+// access log, spec.wasm set to {wasm}) and the cluster "up" at upstream.
+func gatewayYAML(upstream, wasm string) string {
 	return fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
 kind: Gateway
-metadata: {name: bench}
+metadata: {name: test}
 spec:
   listeners: [{name: main, address: "127.0.0.1:0"}]
   admin: {disabled: true}
@@ -182,7 +188,7 @@ kind: Cluster
 metadata: {name: up}
 spec:
   endpoints: [{address: %q}]
-`, wasm, strings.TrimPrefix(benchpair.Upstream(b), "http://"))
+`, wasm, upstream)
 }
 
 // BenchmarkCompile measures compiling a Go plugin cold and from the on-disk

@@ -92,26 +92,13 @@ func newVerHost(t *testing.T) *verHost {
 	empty := []gateway.FilterFactory{}
 	h.chain.Store(&empty)
 
-	yaml := fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
-kind: Gateway
-metadata: {name: versions}
-spec:
-  listeners: [{name: main, address: "127.0.0.1:0"}]
-  admin: {disabled: true}
-  accessLog: {path: "off"}
----
-apiVersion: sluice.dev/v1alpha1
-kind: Cluster
-metadata: {name: up}
-spec:
-  endpoints: [{address: %q}]
----
+	yaml := gatewayYAML(strings.TrimPrefix(up.URL, "http://"), "") + `---
 apiVersion: sluice.dev/v1alpha1
 kind: Route
 metadata: {name: all}
 spec:
   cluster: up
-`, strings.TrimPrefix(up.URL, "http://"))
+`
 	file := filepath.Join(t.TempDir(), "sluice.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
