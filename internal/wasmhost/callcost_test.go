@@ -101,7 +101,7 @@ func BenchmarkStreamLifecycleCold(b *testing.B) {
 			flush()
 			in.mu.Lock()
 			start := time.Now()
-			if _, err := in.call(fn, 0); err != nil {
+			if _, err := in.call(&export{fn: fn}, 0); err != nil {
 				b.Fatal(err)
 			}
 			took += time.Since(start)
@@ -128,7 +128,7 @@ func BenchmarkGuestJSON(b *testing.B) {
 			in.mu.Lock()
 			defer in.mu.Unlock()
 			for b.Loop() {
-				if n, err := in.call(fn, 0); err != nil || n == 0 {
+				if n, err := in.call(&export{fn: fn, results: 1}, 0); err != nil || n == 0 {
 					b.Fatalf("bench_json_roundtrip: %d, %v", n, err)
 				}
 			}

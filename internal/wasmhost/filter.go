@@ -1,10 +1,6 @@
 package wasmhost
 
-import (
-	"github.com/tetratelabs/wazero/api"
-
-	"github.com/sluicegw/sluice/internal/gateway"
-)
+import "github.com/sluicegw/sluice/internal/gateway"
 
 // Filter is one plugin's presence in one stream: a stream context in the
 // instance the stream is pinned to. It implements gateway.Filter; every
@@ -48,7 +44,7 @@ func (f *Filter) enter() error {
 
 // invoke runs one stream callback and returns its raw result. ok is false
 // when the plugin is skipped or failed.
-func (f *Filter) invoke(phase string, fn api.Function, args ...uint64) (uint32, bool) {
+func (f *Filter) invoke(phase string, fn *export, args ...uint64) (uint32, bool) {
 	if f.failed || f.gone {
 		return 0, false
 	}
@@ -160,7 +156,7 @@ func b2u(b bool) uint64 {
 
 // OnRequestHeaders implements gateway.Filter.
 func (f *Filter) OnRequestHeaders(h *gateway.Headers, eos bool) gateway.HeadersAction {
-	v, ok := f.invoke("request_headers", f.inFn(func(in *Instance) api.Function { return in.fnReqHeaders }), uint64(h.Len()), b2u(eos))
+	v, ok := f.invoke("request_headers", f.inFn(func(in *Instance) *export { return in.fnReqHeaders }), uint64(h.Len()), b2u(eos))
 	if !ok {
 		return gateway.HeadersContinue
 	}
@@ -170,7 +166,7 @@ func (f *Filter) OnRequestHeaders(h *gateway.Headers, eos bool) gateway.HeadersA
 // OnRequestBody implements gateway.Filter.
 func (f *Filter) OnRequestBody(b *gateway.Buffer, eos bool) gateway.DataAction {
 	f.body[gateway.Request] = b
-	v, ok := f.invoke("request_body", f.inFn(func(in *Instance) api.Function { return in.fnReqBody }), uint64(b.Len()), b2u(eos))
+	v, ok := f.invoke("request_body", f.inFn(func(in *Instance) *export { return in.fnReqBody }), uint64(b.Len()), b2u(eos))
 	if !ok {
 		f.body[gateway.Request] = nil
 		return gateway.DataContinue
@@ -184,7 +180,7 @@ func (f *Filter) OnRequestBody(b *gateway.Buffer, eos bool) gateway.DataAction {
 
 // OnRequestTrailers implements gateway.Filter.
 func (f *Filter) OnRequestTrailers(t *gateway.Headers) gateway.TrailersAction {
-	v, ok := f.invoke("request_trailers", f.inFn(func(in *Instance) api.Function { return in.fnReqTrailers }), uint64(t.Len()))
+	v, ok := f.invoke("request_trailers", f.inFn(func(in *Instance) *export { return in.fnReqTrailers }), uint64(t.Len()))
 	if !ok || v == 0 {
 		return gateway.TrailersContinue
 	}
@@ -193,7 +189,7 @@ func (f *Filter) OnRequestTrailers(t *gateway.Headers) gateway.TrailersAction {
 
 // OnResponseHeaders implements gateway.Filter.
 func (f *Filter) OnResponseHeaders(h *gateway.Headers, eos bool) gateway.HeadersAction {
-	v, ok := f.invoke("response_headers", f.inFn(func(in *Instance) api.Function { return in.fnRespHeaders }), uint64(h.Len()), b2u(eos))
+	v, ok := f.invoke("response_headers", f.inFn(func(in *Instance) *export { return in.fnRespHeaders }), uint64(h.Len()), b2u(eos))
 	if !ok {
 		return gateway.HeadersContinue
 	}
@@ -203,7 +199,7 @@ func (f *Filter) OnResponseHeaders(h *gateway.Headers, eos bool) gateway.Headers
 // OnResponseBody implements gateway.Filter.
 func (f *Filter) OnResponseBody(b *gateway.Buffer, eos bool) gateway.DataAction {
 	f.body[gateway.Response] = b
-	v, ok := f.invoke("response_body", f.inFn(func(in *Instance) api.Function { return in.fnRespBody }), uint64(b.Len()), b2u(eos))
+	v, ok := f.invoke("response_body", f.inFn(func(in *Instance) *export { return in.fnRespBody }), uint64(b.Len()), b2u(eos))
 	if !ok {
 		f.body[gateway.Response] = nil
 		return gateway.DataContinue
@@ -217,7 +213,7 @@ func (f *Filter) OnResponseBody(b *gateway.Buffer, eos bool) gateway.DataAction 
 
 // OnResponseTrailers implements gateway.Filter.
 func (f *Filter) OnResponseTrailers(t *gateway.Headers) gateway.TrailersAction {
-	v, ok := f.invoke("response_trailers", f.inFn(func(in *Instance) api.Function { return in.fnRespTrailers }), uint64(t.Len()))
+	v, ok := f.invoke("response_trailers", f.inFn(func(in *Instance) *export { return in.fnRespTrailers }), uint64(t.Len()))
 	if !ok || v == 0 {
 		return gateway.TrailersContinue
 	}
@@ -228,7 +224,7 @@ func (f *Filter) OnResponseTrailers(t *gateway.Headers) gateway.TrailersAction {
 // never saw the request, then proxy_on_log runs.
 func (f *Filter) OnLog() {
 	f.body = [2]*gateway.Buffer{}
-	f.invoke("log", f.inFn(func(in *Instance) api.Function { return in.fnLog }))
+	f.invoke("log", f.inFn(func(in *Instance) *export { return in.fnLog }))
 }
 
 // OnDestroy implements gateway.Filter: proxy_on_done then proxy_on_delete.
@@ -261,7 +257,7 @@ func (f *Filter) OnDestroy() {
 }
 
 // inFn selects an export of the pinned instance (nil-safe).
-func (f *Filter) inFn(sel func(*Instance) api.Function) api.Function {
+func (f *Filter) inFn(sel func(*Instance) *export) *export {
 	if f.in == nil {
 		return nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"strings"
@@ -59,15 +58,16 @@ type Instance struct {
 	callCtx context.Context
 	abi     ABIVersion
 
-	fnAlloc, fnContextCreate, fnVMStart, fnConfigure api.Function
-	fnReqHeaders, fnReqBody, fnReqTrailers           api.Function
-	fnRespHeaders, fnRespBody, fnRespTrailers        api.Function
-	fnHTTPResp, fnRedisResp, fnTick, fnQueueReady    api.Function
-	fnLog, fnDone, fnDelete, fnForeign               api.Function
-	// obs holds the latency observer of each callback export (empty
-	// without metrics; the allocator is not observed: it runs inside other
-	// guest calls).
-	obs map[api.Function]prometheus.Observer
+	// fnAlloc is the guest's allocator. It runs inside other guest calls
+	// (memory.go), so it is not timed.
+	fnAlloc api.Function
+	// The callback exports, nil when the module lacks one.
+	fnContextCreate, fnVMStart, fnConfigure   *export
+	fnReqHeaders, fnReqBody, fnReqTrailers    *export
+	fnRespHeaders, fnRespBody, fnRespTrailers *export
+	fnHTTPResp, fnRedisResp, fnTick           *export
+	fnQueueReady, fnLog, fnDone, fnDelete     *export
+	fnForeign                                 *export
 
 	dead atomic.Bool
 	// needRebuild is set when the plugin asks to be recycled (wasm_need_rebuild).
@@ -134,13 +134,16 @@ func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
 	if in.mem != nil {
 		in.memBytes.Store(uint64(in.mem.Size()))
 	}
-	in.obs = map[api.Function]prometheus.Observer{}
-	get := func(name string) api.Function {
+	get := func(name string) *export {
 		f := mod.ExportedFunction(name)
-		if f != nil && p.callObs != nil {
-			in.obs[f] = p.callObs(name)
+		if f == nil {
+			return nil
 		}
-		return f
+		e := &export{fn: f, results: len(f.Definition().ResultTypes())}
+		if p.callObs != nil {
+			e.lat = p.callObs(name)
+		}
+		return e
 	}
 	in.fnAlloc = mod.ExportedFunction(p.module.allocator)
 	in.fnContextCreate = get("proxy_on_context_create")
@@ -183,9 +186,23 @@ func (g *guestLog) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*guestLog)(nil)
 
+// export is one callback export of an instance and what calling it needs.
+type export struct {
+	fn      api.Function
+	results int            // number of results
+	lat     *callHistogram // nil without metrics
+}
+
+// monoBase anchors monoNow.
+var monoBase = time.Now()
+
+// monoNow reads the monotonic clock alone (time.Now reads the wall clock
+// too): the host times every guest call with it.
+func monoNow() time.Duration { return time.Since(monoBase) }
+
 // call runs one top-level guest export for context ctxID. The caller holds
 // in.mu. A trap or exit marks the instance dead.
-func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64, error) {
+func (in *Instance) call(fn *export, ctxID uint32, args ...uint64) (uint64, error) {
 	if fn == nil {
 		return 0, nil
 	}
@@ -205,10 +222,13 @@ func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64,
 	if wd := in.plugin.rt.opts.Watchdog; wd > 0 {
 		ctx, cancel = context.WithTimeout(ctx, wd)
 	}
-	start := time.Now()
-	err := fn.CallWithStack(ctx, st)
-	if o := in.obs[fn]; o != nil {
-		o.Observe(time.Since(start).Seconds())
+	var start time.Duration
+	if fn.lat != nil {
+		start = monoNow()
+	}
+	err := fn.fn.CallWithStack(ctx, st)
+	if fn.lat != nil {
+		fn.lat.observe(monoNow() - start)
 	}
 	if cancel != nil {
 		cancel()
@@ -225,7 +245,7 @@ func (in *Instance) call(fn api.Function, ctxID uint32, args ...uint64) (uint64,
 		in.markDead(err)
 		return 0, err
 	}
-	if len(fn.Definition().ResultTypes()) == 0 {
+	if fn.results == 0 {
 		return 0, nil
 	}
 	return st[0], nil

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluicegw/sluice/internal/cluster"
 	"github.com/sluicegw/sluice/internal/gateway"
 )
@@ -91,7 +89,7 @@ type Plugin struct {
 	redis    RedisClient
 	// callObs gives the guest call latency observer of an export (nil
 	// without metrics).
-	callObs func(export string) prometheus.Observer
+	callObs func(export string) *callHistogram
 
 	// updateMu serialises UpdateConfig.
 	updateMu sync.Mutex
@@ -220,8 +218,8 @@ func NewPlugin(ctx context.Context, rt *Runtime, m *Module, spec PluginSpec, svc
 	p := &Plugin{spec: spec, rt: rt, module: m, svc: svc, env: spec.Env, metrics: svc.Metrics,
 		logger: logger.With("plugin", spec.Name), nextVer: 1, newest: &version{seq: 1, config: spec.Config}}
 	if p.metrics != nil {
-		p.callObs = func(export string) prometheus.Observer {
-			return p.metrics.callLatency.WithLabelValues(spec.Name, strings.TrimPrefix(export, "proxy_on_"))
+		p.callObs = func(export string) *callHistogram {
+			return p.metrics.callHistogram(spec.Name, strings.TrimPrefix(export, "proxy_on_"))
 		}
 	}
 	if svc.NewRedis != nil {
