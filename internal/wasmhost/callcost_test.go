@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
@@ -143,7 +144,8 @@ var guardCases = []struct {
 }{{"loop-guard", false}, {"no-loop-guard", true}}
 
 // benchInstance runs wasm as a plugin with one instance on its own
-// runtime, closed when the benchmark ends, and returns the instance.
+// runtime, with host metrics as in the gateway, closed when the benchmark
+// ends, and returns the instance.
 func benchInstance(b *testing.B, wasm []byte, name string, noGuard bool) *Instance {
 	b.Helper()
 	ctx := context.Background()
@@ -156,11 +158,40 @@ func benchInstance(b *testing.B, wasm []byte, name string, noGuard bool) *Instan
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	svc := &Services{Shared: NewShared(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: NewMetrics(prometheus.NewRegistry(), nil)}
 	p, err := NewPlugin(ctx, rt, m, PluginSpec{Name: "bench", Config: []byte("{}"), PoolSize: 1}, svc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close(ctx) })
 	return p.pool.live()[0]
+}
+
+// BenchmarkGuestCall measures one warm top-level guest call through the
+// host's call path: proxy_on_log of go/noop for a context the SDK does not
+// know (two map lookups in the guest), timed for
+// sluice_wasm_call_duration_seconds as in the gateway, and untimed.
+func BenchmarkGuestCall(b *testing.B) {
+	in := benchInstance(b, wasmtest.Plugin(b, "go/noop"), "loop-guard", false)
+	timed := in.fnLog.lat
+	if timed == nil {
+		b.Fatal("proxy_on_log has no latency histogram")
+	}
+	for _, tc := range []struct {
+		name string
+		lat  *callHistogram
+	}{{"timed", timed}, {"untimed", nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in.fnLog.lat = tc.lat
+			defer func() { in.fnLog.lat = timed }()
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			for b.Loop() {
+				if _, err := in.call(in.fnLog, 1<<30, 1<<30); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
