@@ -76,7 +76,7 @@ var (
 // so observing must cost little next to a call (about 0.2 µs for a warm
 // no-op callback): a prometheus.Histogram took about half that again, this
 // takes a linear search over integer bounds (most calls end in the first
-// buckets) and two uncontended atomic adds. A scrape reads the buckets one
+// buckets) and two atomic adds. A scrape reads the buckets one
 // by one, so a scrape racing a call may count it in _count before _sum.
 type callHistogram struct {
 	plugin, callback string
