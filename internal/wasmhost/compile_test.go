@@ -185,7 +185,7 @@ func TestCompileLoopGuardCache(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no cached rewrite: %v", err)
 	}
-	want, err := loopguard.Instrument(wasm)
+	want, err := loopguard.Instrument(wasm, wasmhost.Dispatched...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,11 @@
 // own sluice_scan_token_usage (internal/usagescan), which the plugin kit
 // uses when present. Any other name answers NOT_FOUND.
 //
+// Modules are rewritten before they are compiled (package loopguard): the
+// loop guard, and a dispatcher export through which the host makes every
+// top-level callback call, so an instance's callbacks share one wazero call
+// engine (instance.go, docs/RATIONALE.md).
+//
 // The authoritative behaviour is shared/spec/host.md. The package owns guest
 // memory, context bookkeeping, callouts and shared state between instances.
 // It must not parse configuration files, fetch modules or decide plugin

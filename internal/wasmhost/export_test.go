@@ -72,3 +72,6 @@ func BindUnconfigured(p *Plugin, cfg []byte) *Binding {
 	v := &version{seq: 1000 + p.nextVer, config: cfg, holds: 1}
 	return &Binding{p: p, v: v}
 }
+
+// Dispatched are the callbacks the host has the rewrite dispatch.
+var Dispatched = dispatched

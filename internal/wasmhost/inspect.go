@@ -68,7 +68,7 @@ func Inspect(ctx context.Context, wasm []byte) (*Inspection, error) {
 		return out.Imports[i].Name < out.Imports[j].Name
 	})
 	out.LoopGuard = GuardInstrumented.String()
-	if _, err := loopguard.Instrument(wasm); err != nil {
+	if _, err := loopguard.Instrument(wasm, dispatched...); err != nil {
 		out.LoopGuard, out.LoopGuardProblem = GuardWazero.String(), err.Error()
 	}
 	if _, err := newModule(cm, out.SHA256, len(wasm)); err != nil {

@@ -2,19 +2,21 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"crypto/rand"
-
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicegw/sluice/internal/wasmhost/loopguard"
 )
 
 var errInstanceDead = errors.New("plugin instance is dead")
@@ -134,12 +136,17 @@ func newInstance(ctx context.Context, p *Plugin, id int) (*Instance, error) {
 	if in.mem != nil {
 		in.memBytes.Store(uint64(in.mem.Size()))
 	}
+	disp := dispatcher(p.module, mod)
 	get := func(name string) *export {
 		f := mod.ExportedFunction(name)
 		if f == nil {
 			return nil
 		}
-		e := &export{fn: f, results: len(f.Definition().ResultTypes())}
+		def := f.Definition()
+		e := &export{fn: f, results: len(def.ResultTypes())}
+		if k := slices.Index(dispatched, name); disp != nil && k >= 0 && loopguard.Dispatchable(def.ParamTypes(), def.ResultTypes()) {
+			e.disp, e.dispCase = disp, uint64(k)
+		}
 		if p.callObs != nil {
 			e.lat = p.callObs(name)
 		}
@@ -191,6 +198,32 @@ type export struct {
 	fn      api.Function
 	results int            // number of results
 	lat     *callHistogram // nil without metrics
+	// disp is the instance's dispatcher when the export is called through
+	// it, as case dispCase; nil when it is called directly.
+	disp     api.Function
+	dispCase uint64
+}
+
+// dispatcher returns the instance's dispatcher export: present in a module
+// the host rewrote (GuardInstrumented) that exports a dispatched callback.
+// All top-level callback calls then go through this one function, so they
+// share one wazero call engine and one native stack instead of warming a
+// stack per export (docs/RATIONALE.md).
+func dispatcher(m *Module, mod api.Module) api.Function {
+	if m.Guard != GuardInstrumented {
+		return nil
+	}
+	f := mod.ExportedFunction(loopguard.DispatchExport)
+	if f == nil {
+		return nil
+	}
+	def := f.Definition()
+	params, results := def.ParamTypes(), def.ResultTypes()
+	if len(params) != 1+loopguard.DispatchParams || len(results) != 1 || results[0] != api.ValueTypeI64 ||
+		slices.ContainsFunc(params, func(t api.ValueType) bool { return t != api.ValueTypeI32 }) {
+		return nil
+	}
+	return f
 }
 
 // monoBase anchors monoNow.
@@ -210,13 +243,19 @@ func (in *Instance) call(fn *export, ctxID uint32, args ...uint64) (uint64, erro
 		return 0, errInstanceDead
 	}
 	in.current, in.effective = ctxID, ctxID
+	nested := in.inCall
 	in.inCall = true
-	n := len(args)
-	if n == 0 {
-		n = 1
+	var st []uint64
+	callee := fn.fn
+	if fn.disp != nil && !nested { // a nested call would reuse the dispatcher's stack
+		callee = fn.disp
+		st = in.stack[:1+loopguard.DispatchParams]
+		st[0] = fn.dispCase
+		clear(st[1+copy(st[1:], args):])
+	} else {
+		st = in.stack[:max(len(args), 1)]
+		copy(st, args)
 	}
-	st := in.stack[:n]
-	copy(st, args)
 	ctx := in.callCtx
 	var cancel context.CancelFunc
 	if wd := in.plugin.rt.opts.Watchdog; wd > 0 {
@@ -226,7 +265,7 @@ func (in *Instance) call(fn *export, ctxID uint32, args ...uint64) (uint64, erro
 	if fn.lat != nil {
 		start = monoNow()
 	}
-	err := fn.fn.CallWithStack(ctx, st)
+	err := callee.CallWithStack(ctx, st)
 	if fn.lat != nil {
 		fn.lat.observe(monoNow() - start)
 	}
@@ -236,7 +275,7 @@ func (in *Instance) call(fn *export, ctxID uint32, args ...uint64) (uint64, erro
 	if in.mem != nil {
 		in.memBytes.Store(uint64(in.mem.Size()))
 	}
-	in.inCall = false
+	in.inCall = nested
 	in.current, in.effective = 0, 0
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

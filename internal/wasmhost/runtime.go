@@ -284,14 +284,28 @@ func (rt *Runtime) Sweep(ctx context.Context) int {
 	return len(drop)
 }
 
-// instrument returns wasm with the loop guard added. With an on-disk cache
+// dispatched are the callbacks the host calls through the module's
+// dispatcher (loopguard.DispatchExport), case k being dispatched[k]. The
+// list is part of the rewrite's output: changing it needs a new
+// loopguard.Version, or cached rewrites would disagree with it.
+var dispatched = []string{
+	"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
+	"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",
+	"proxy_on_response_headers", "proxy_on_response_body", "proxy_on_response_trailers",
+	"proxy_on_http_call_response", "proxy_on_redis_call_response", "proxy_on_tick",
+	"proxy_on_queue_ready", "proxy_on_log", "proxy_on_done", "proxy_on_delete",
+	"proxy_on_foreign_function",
+}
+
+// instrument returns wasm with the loop guard and the callback dispatcher
+// added. With an on-disk cache
 // the rewrite is kept there (loopguard/<sha256>-v<version>.wasm, the file's
 // first 32 bytes the sha256 of the rest), so that a restart with a warm
 // compilation cache does not rewrite every module again (40 ms for a 5 MB
 // Go module). A cached file that fails its checksum is rewritten.
 func (rt *Runtime) instrument(key string, wasm []byte) ([]byte, error) {
 	if rt.opts.CacheDir == "" {
-		return loopguard.Instrument(wasm)
+		return loopguard.Instrument(wasm, dispatched...)
 	}
 	path := filepath.Join(rt.opts.CacheDir, "loopguard", fmt.Sprintf("%s-v%d.wasm", key, loopguard.Version))
 	if b, err := os.ReadFile(path); err == nil {
@@ -305,7 +319,7 @@ func (rt *Runtime) instrument(key string, wasm []byte) ([]byte, error) {
 		}
 		rt.logger.Warn("loop guard: cached rewrite is corrupt; rewriting the module", "file", path)
 	}
-	out, err := loopguard.Instrument(wasm)
+	out, err := loopguard.Instrument(wasm, dispatched...)
 	if err != nil {
 		return nil, err
 	}

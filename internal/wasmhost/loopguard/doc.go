@@ -44,6 +44,11 @@
 // error, and the caller then runs the module unmodified under wazero's own
 // guard: the package never guesses at an encoding it does not know.
 //
+// The same rewrite can add one more export, a dispatcher
+// (DispatchExport): a single entry point that calls one of the named
+// exports, so that a host entering the module through many exports uses
+// one wazero call engine for all of them (dispatch.go).
+//
 // The package owns only the byte rewrite. It must not compile or run
 // modules, and it does not implement the yield host function. All functions
 // are safe for concurrent use.

@@ -10,12 +10,17 @@ import (
 	"github.com/sluicegw/sluice/internal/wasmhost/wasmtest"
 )
 
+// fuzzDispatch are the exports the fuzzers ask Instrument to dispatch:
+// callbacks the seed plugins export, and runModule's exports.
+var fuzzDispatch = []string{"proxy_on_context_create", "proxy_on_request_headers", "proxy_on_log",
+	"proxy_on_http_call_response", "sum", "dispatch", "started", "boom", "callimport"}
+
 // FuzzInstrument checks that no input makes Instrument panic, and that
 // every module it produces decodes again (as an instrumented module).
 func FuzzInstrument(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		out, err := Instrument(wasm)
+		out, err := Instrument(wasm, fuzzDispatch...)
 		if err != nil {
 			if out != nil {
 				t.Fatalf("output %x with error %v", out, err)
@@ -39,7 +44,7 @@ func FuzzInstrumentCompiles(f *testing.F) {
 		WithCoreFeatures(features).WithMemoryLimitPages(16))
 	f.Cleanup(func() { _ = r.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		out, err := Instrument(wasm)
+		out, err := Instrument(wasm, fuzzDispatch...)
 		if err != nil || !wazeroAccepts(ctx, r, wasm) {
 			return
 		}

@@ -20,7 +20,7 @@ const Budget = 10000
 // Version identifies the rewrite's output: the same input gives the same
 // output for one Version. Bump it whenever Instrument's output changes, so
 // that rewrites cached under an older version are not used.
-const Version = 1
+const Version = 2
 
 var (
 	// errAlreadyInstrumented is returned for a module that already
@@ -30,14 +30,18 @@ var (
 	errNameSection         = errors.New("malformed name section")
 )
 
-// Instrument returns wasm with the loop guard added. It returns an error
-// (and the caller falls back to wazero's own guard) for anything it cannot
-// decode: unknown opcodes or sections it does not understand, malformed input.
-// A module that already imports ImportModule.ImportName is an error.
+// Instrument returns wasm with the loop guard added and, when dispatch
+// names exports the module has with a dispatchable signature, the
+// dispatcher export DispatchExport (case k calls dispatch[k]). It returns
+// an error (and the caller falls back to wazero's own guard) for anything
+// it cannot decode: unknown opcodes or sections it does not understand,
+// malformed input. A module that already imports ImportModule.ImportName,
+// or already exports DispatchExport while dispatch is not empty, is an
+// error.
 //
 // The input is not modified; the output never aliases it.
-func Instrument(wasm []byte) ([]byte, error) {
-	out, err := instrument(wasm)
+func Instrument(wasm []byte, dispatch ...string) ([]byte, error) {
+	out, err := instrument(wasm, dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("loopguard: %w", err)
 	}
@@ -136,14 +140,25 @@ type rewriter struct {
 	guardGlobal   uint32
 	guard         []byte // inserted after every loop's block type
 	scratch       []byte // one rewritten function body
+
+	// The dispatcher (dispatch.go).
+	sigs         []sig             // by type index
+	importTypes  []uint32          // type of each imported function
+	funcTypes    []uint32          // type of each defined function
+	definedFuncs uint32            // defined functions before the rewrite
+	funcExports  map[string]uint32 // function exports by name; nil without an export section
+	cases        []dispatchCase    // empty: no dispatcher
+	dispatchType uint32
+	dispatchFunc uint32
 }
 
-func instrument(wasm []byte) ([]byte, error) {
+func instrument(wasm []byte, dispatch []string) ([]byte, error) {
 	sections, err := split(wasm)
 	if err != nil {
 		return nil, err
 	}
 	w := &rewriter{voidType: -1}
+	haveCode := false
 	// First pass: the counts the renumbering needs. A custom section (the
 	// name section) may come before the import section.
 	for _, s := range sections {
@@ -155,10 +170,22 @@ func instrument(wasm []byte) ([]byte, error) {
 			err = w.scanImports(s.body)
 		case idGlobal:
 			w.globals, err = (&reader{buf: s.body}).u32()
+		case idFunction:
+			err = w.scanFunctions(s.body)
+		case idExport:
+			err = w.scanExports(s.body)
+		case idCode:
+			haveCode = true
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s section at offset %#x: %w", sectionName[s.id], s.offset, err)
 		}
+	}
+	if _, ok := w.funcExports[DispatchExport]; ok && len(dispatch) > 0 {
+		return nil, errors.New("the module already exports " + DispatchExport)
+	}
+	if err := w.planDispatch(dispatch, haveCode); err != nil {
+		return nil, err
 	}
 	if w.funcImports == math.MaxUint32 || w.globalImports+w.globals < w.globalImports ||
 		w.globalImports+w.globals == math.MaxUint32 {
@@ -171,6 +198,16 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	w.guardGlobal = w.globalImports + w.globals
 	w.guard = guardCode(w.guardGlobal, w.funcImports)
+	if len(w.cases) > 0 {
+		w.dispatchType = w.types
+		if w.voidType < 0 {
+			w.dispatchType++ // after the () -> () type the rewrite adds
+		}
+		w.dispatchFunc = w.funcImports + 1 + w.definedFuncs
+		if w.dispatchFunc < w.definedFuncs {
+			return nil, errors.New("index space full")
+		}
+	}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
 	out = append(out, header...)
@@ -209,17 +246,28 @@ func instrument(wasm []byte) ([]byte, error) {
 		case idGlobal:
 			body, err = w.globalSection(s.body)
 			haveGlobal = true
+		case idFunction:
+			body = s.body
+			if len(w.cases) > 0 {
+				body = appendU32(recount(body, 1), w.dispatchType)
+			}
 		case idExport:
 			body, err = w.exportSection(s.body)
+			if err == nil && len(w.cases) > 0 {
+				body = w.appendDispatchExport(recount(body, 1))
+			}
 		case idStart:
 			body, err = w.startSection(s.body)
 		case idElement:
 			body, err = w.elementSection(s.body)
 		case idCode:
 			body, err = w.codeSection(s.body)
+			if err == nil && len(w.cases) > 0 {
+				body, err = w.appendDispatchBody(recount(body, 1))
+			}
 		case idData:
 			body, err = w.dataSection(s.body)
-		default: // function, memory, tag, data count: no function indices
+		default: // memory, tag, data count: no function indices
 			body = s.body
 		}
 		if err == nil && uint64(len(body)) > math.MaxUint32 {

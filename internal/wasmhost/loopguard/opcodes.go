@@ -47,12 +47,14 @@ const (
 	opF32Const           = 0x43
 	opF64Const           = 0x44
 	opI32Eqz             = 0x45 // first numeric instruction (no immediates)
+	opI32Eq              = 0x46
 	opI32Add             = 0x6a
 	opI32Sub             = 0x6b
 	opI32Mul             = 0x6c
 	opI64Add             = 0x7c
 	opI64Sub             = 0x7d
 	opI64Mul             = 0x7e
+	opI64ExtendI32U      = 0xad
 	opI64Extend32S       = 0xc4 // last numeric instruction (sign extension)
 	opRefNull            = 0xd0
 	opRefIsNull          = 0xd1

@@ -124,6 +124,33 @@ func checkPlugin(t *testing.T, orig []byte) {
 			t.Errorf("exported %s:\n got %q\nwant %q", kind.name, kind.inst, kind.orig)
 		}
 	}
+
+	// With the callbacks (proxy_on_*) dispatched, the module gains exactly
+	// the dispatcher export.
+	var callbacks []string
+	for name := range origMod.ExportedFunctions() {
+		if strings.HasPrefix(name, "proxy_on_") {
+			callbacks = append(callbacks, name)
+		}
+	}
+	slices.Sort(callbacks)
+	disp, err := Instrument(orig, callbacks...)
+	if err != nil {
+		t.Fatalf("Instrument with the callbacks dispatched: %v", err)
+	}
+	dispMod, err := r.CompileModule(ctx, disp)
+	if err != nil {
+		t.Fatalf("wazero rejects the module with the dispatcher: %v", err)
+	}
+	wantExports := exports(origMod.ExportedFunctions())
+	got := exports(dispMod.ExportedFunctions())
+	i := slices.IndexFunc(got, func(e string) bool { return strings.HasPrefix(e, DispatchExport+" ") })
+	if i < 0 {
+		t.Fatalf("no %s among the exports %q", DispatchExport, got)
+	}
+	if got = slices.Delete(got, i, i+1); !slices.Equal(got, wantExports) {
+		t.Errorf("exports besides the dispatcher:\n got %q\nwant %q", got, wantExports)
+	}
 }
 
 // imports lists imported functions as "module.name params -> results".

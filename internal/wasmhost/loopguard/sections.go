@@ -49,7 +49,9 @@ func (w *rewriter) scanImport(r *reader) error {
 	switch kind {
 	case kindFunc:
 		w.funcImports++
-		_, err = r.u32()
+		var t uint32
+		t, err = r.u32()
+		w.importTypes = append(w.importTypes, t)
 	case kindTable:
 		// The table-section form with an initialiser (0x40 0x00) is not
 		// an import's table type.

@@ -122,24 +122,8 @@ func (r *reader) globalType() error {
 	return nil
 }
 
-// funcType reads a function type after its 0x60 and reports whether it is
-// () -> ().
-func (r *reader) funcType() (void bool, err error) {
-	var counts [2]uint32
-	for i := range counts {
-		if counts[i], err = r.u32(); err != nil {
-			return false, err
-		}
-		for range counts[i] {
-			if err := r.valType(); err != nil {
-				return false, err
-			}
-		}
-	}
-	return counts[0] == 0 && counts[1] == 0, nil
-}
-
-// scanTypes counts the types and finds a standalone () -> () type.
+// scanTypes counts the types, records their signatures and finds a
+// standalone () -> () type.
 func (w *rewriter) scanTypes(body []byte) error {
 	r := &reader{buf: body}
 	n, err := r.u32()
@@ -154,13 +138,14 @@ func (w *rewriter) scanTypes(body []byte) error {
 		}
 		switch form {
 		case 0x60:
-			void, err := r.funcType()
+			s, err := r.readSig()
 			if err != nil {
 				return fmt.Errorf("type %d: %w", w.types, err)
 			}
-			if void && w.voidType < 0 {
+			if s.params == 0 && s.results == 0 && w.voidType < 0 {
 				w.voidType = int64(w.types)
 			}
+			w.sigs = append(w.sigs, s)
 			w.types++
 		case 0x4e: // rec group of function types
 			members, err := r.u32()
@@ -171,9 +156,11 @@ func (w *rewriter) scanTypes(body []byte) error {
 				if err := r.expectByte(0x60, fmt.Sprintf("type %d", w.types)); err != nil {
 					return err
 				}
-				if _, err := r.funcType(); err != nil {
+				s, err := r.readSig()
+				if err != nil {
 					return fmt.Errorf("type %d: %w", w.types, err)
 				}
+				w.sigs = append(w.sigs, s)
 				w.types++
 			}
 		default:
@@ -186,14 +173,25 @@ func (w *rewriter) scanTypes(body []byte) error {
 	return nil
 }
 
-// typeSection appends () -> () unless the module has it.
+// typeSection appends () -> () unless the module has it, and the
+// dispatcher's type when there is a dispatcher.
 func (w *rewriter) typeSection(body []byte) []byte {
-	if w.voidType >= 0 {
+	var extra uint32
+	var tail []byte
+	if w.voidType < 0 {
+		extra++
+		tail = append(tail, 0x60, 0, 0)
+	}
+	if len(w.cases) > 0 {
+		extra++
+		tail = appendDispatchType(tail)
+	}
+	if extra == 0 {
 		return body
 	}
 	r := &reader{buf: body}
 	r.u32() // checked by scanTypes
-	out := appendU32(nil, w.typeEntries+1)
+	out := appendU32(nil, w.typeEntries+extra)
 	out = append(out, body[r.pos:]...)
-	return append(out, 0x60, 0, 0)
+	return append(out, tail...)
 }
