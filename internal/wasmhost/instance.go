@@ -217,10 +217,7 @@ func dispatcher(m *Module, mod api.Module) api.Function {
 	if f == nil {
 		return nil
 	}
-	def := f.Definition()
-	params, results := def.ParamTypes(), def.ResultTypes()
-	if len(params) != 1+loopguard.DispatchParams || len(results) != 1 || results[0] != api.ValueTypeI64 ||
-		slices.ContainsFunc(params, func(t api.ValueType) bool { return t != api.ValueTypeI32 }) {
+	if def := f.Definition(); !loopguard.IsDispatcherType(def.ParamTypes(), def.ResultTypes()) {
 		return nil
 	}
 	return f

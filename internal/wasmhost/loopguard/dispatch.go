@@ -39,12 +39,21 @@ func Dispatchable(params, results []byte) bool {
 	return len(results) == 0 || results[0] == typeI32
 }
 
+// IsDispatcherType reports whether params and results (value type bytes)
+// are the dispatcher's type, for a host checking DispatchExport before it
+// relies on it.
+func IsDispatcherType(params, results []byte) bool {
+	return string(params) == string(dispatcherParams[:]) && len(results) == 1 && results[0] == typeI64
+}
+
+// dispatcherParams are the dispatcher's parameter types.
+var dispatcherParams = [1 + DispatchParams]byte{typeI32, typeI32, typeI32, typeI32, typeI32, typeI32}
+
 // dispatchCase is one case of the dispatcher.
 type dispatchCase struct {
-	k      uint32 // index in the names given to Instrument
-	fn     uint32 // function index before the rewrite
-	params int
-	result bool
+	k   uint32 // index in the names given to Instrument
+	fn  uint32 // function index before the rewrite
+	sig sig
 }
 
 // sig is what the dispatcher needs of a function type.
@@ -52,7 +61,6 @@ type sig struct {
 	dispatchable bool
 	params       int
 	results      int
-	result       bool // exactly one result
 }
 
 // readSig reads a function type after its 0x60.
@@ -73,7 +81,7 @@ func (r *reader) readSig() (sig, error) {
 		}
 	}
 	s.dispatchable = Dispatchable(types[0], types[1])
-	s.params, s.results, s.result = len(types[0]), len(types[1]), len(types[1]) == 1
+	s.params, s.results = len(types[0]), len(types[1])
 	return s, nil
 }
 
@@ -153,30 +161,29 @@ func (w *rewriter) planDispatch(names []string, haveCode bool) error {
 			return fmt.Errorf("export %q: type index %d out of range", name, t)
 		}
 		if s := w.sigs[t]; s.dispatchable {
-			w.cases = append(w.cases, dispatchCase{k: uint32(k), fn: fn, params: s.params, result: s.result})
+			w.cases = append(w.cases, dispatchCase{k: uint32(k), fn: fn, sig: s})
 		}
 	}
 	return nil
 }
 
-// dispatchSig is the dispatcher's type: (i32 × 1+DispatchParams) -> i64.
+// appendDispatchType appends the dispatcher's type:
+// (i32 × 1+DispatchParams) -> i64.
 func appendDispatchType(out []byte) []byte {
-	out = append(out, 0x60, 1+DispatchParams)
-	for range 1 + DispatchParams {
-		out = append(out, typeI32)
-	}
+	out = append(out, 0x60, byte(len(dispatcherParams)))
+	out = append(out, dispatcherParams[:]...)
 	return append(out, 1, typeI64)
 }
 
-// dispatchBody is the dispatcher's code entry (size and body): one
-// "if case == k { call; return }" per case, then unreachable.
+// appendDispatchBody appends the dispatcher's code entry (size and body):
+// one "if case == k { call; return }" per case, then unreachable.
 func (w *rewriter) appendDispatchBody(out []byte) ([]byte, error) {
 	body := []byte{0} // no locals
 	for _, c := range w.cases {
 		body = append(body, opLocalGet, 0, opI32Const)
 		body = appendS32(body, int32(c.k))
 		body = append(body, opI32Eq, opIf, blockEmpty)
-		for i := range c.params {
+		for i := range c.sig.params {
 			body = append(body, opLocalGet, byte(1+i))
 		}
 		body = append(body, opCall)
@@ -185,7 +192,7 @@ func (w *rewriter) appendDispatchBody(out []byte) ([]byte, error) {
 		} else {
 			body = appendU32(body, c.fn)
 		}
-		if c.result {
+		if c.sig.results == 1 {
 			body = append(body, opI64ExtendI32U)
 		} else {
 			body = append(body, opI64Const, 0)
@@ -208,10 +215,11 @@ func (w *rewriter) appendDispatchExport(out []byte) []byte {
 	return appendU32(out, w.dispatchFunc)
 }
 
-// recount rewrites the count of a vector section to n+extra.
+// recount returns a vector section with its count raised by extra, for
+// entries the caller appends. The count was checked by the first pass.
 func recount(body []byte, extra uint32) []byte {
 	r := &reader{buf: body}
-	n, _ := r.u32() // checked by the first pass
+	n, _ := r.u32()
 	out := appendU32(make([]byte, 0, len(body)+16), n+extra)
 	return append(out, body[r.pos:]...)
 }

@@ -134,7 +134,6 @@ type rewriter struct {
 	globalImports uint32
 	globals       uint32 // defined globals before the rewrite
 	types         uint32 // types before the rewrite
-	typeEntries   uint32 // entries of the type section's vector (a rec group is one)
 	voidType      int64  // index of a standalone () -> () type, -1 if none
 	yieldType     uint32
 	guardGlobal   uint32

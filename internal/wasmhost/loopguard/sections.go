@@ -75,11 +75,7 @@ func (w *rewriter) scanImport(r *reader) error {
 
 // importSection appends the yield import after the existing imports.
 func (w *rewriter) importSection(body []byte) []byte {
-	r := &reader{buf: body}
-	n, _ := r.u32() // checked by scanImports
-	out := appendU32(make([]byte, 0, len(body)+32), n+1)
-	out = append(out, body[r.pos:]...)
-	return w.appendYieldImport(out)
+	return w.appendYieldImport(recount(body, 1))
 }
 
 func (w *rewriter) appendYieldImport(out []byte) []byte {
@@ -159,12 +155,7 @@ func (w *rewriter) globalSection(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Rewrite the count: one more global, appended.
-	r := &reader{buf: out}
-	n, _ := r.u32()
-	body = appendU32(make([]byte, 0, len(out)+8), n+1)
-	body = append(body, out[r.pos:]...)
-	return appendGuardGlobal(body), nil
+	return appendGuardGlobal(recount(out, 1)), nil // one more global, appended
 }
 
 func (w *rewriter) exportSection(body []byte) ([]byte, error) {

@@ -130,7 +130,6 @@ func (w *rewriter) scanTypes(body []byte) error {
 	if err != nil {
 		return err
 	}
-	w.typeEntries = n
 	for i := uint32(0); i < n; i++ {
 		form, err := r.readByte()
 		if err != nil {
@@ -189,9 +188,5 @@ func (w *rewriter) typeSection(body []byte) []byte {
 	if extra == 0 {
 		return body
 	}
-	r := &reader{buf: body}
-	r.u32() // checked by scanTypes
-	out := appendU32(nil, w.typeEntries+extra)
-	out = append(out, body[r.pos:]...)
-	return append(out, tail...)
+	return append(recount(body, extra), tail...)
 }
